@@ -1,0 +1,109 @@
+# Fan-care desk. The two commands a newcomer needs: `make run` and `make test`.
+# Everything is installed from nothing on first use and reused while still valid.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV_BOT := .venv-bot
+VENV_API := .venv
+RASA := $(VENV_BOT)/bin/rasa
+PY_BOT := $(VENV_BOT)/bin/python
+PY_API := $(VENV_API)/bin/python
+STAGE := python3 scripts/stage.py
+NLU_MIN_ACCURACY ?= 0.95
+DATASETS_DIR ?= $(abspath ../shared/datasets)
+
+export PYTHONPATH := $(CURDIR)
+export TF_CPP_MIN_LOG_LEVEL := 2
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+export RASA_TELEMETRY_ENABLED := false
+export DATASETS_DIR
+
+# The switchboard's targets (api-env, npm-assets, chromium, services, test-api, ...).
+-include mk/api.mk
+
+.PHONY: help run test setup bot-env train validate test-bot test-bot-e2e test-conversations test-nlu \
+        crossval lint bench bench-bot clean
+
+help:
+	@echo "make run    start the whole system (installs and trains what is missing)"
+	@echo "make test   set up what is missing and run every test"
+	@echo "other targets: train validate crossval lint bench clean (see README.md)"
+
+# --- environments ---------------------------------------------------------------------------
+
+# The bot environment: Python 3.10 (found by running candidates), rasa 3.6 from the lock.
+$(VENV_BOT)/.installed: requirements/bot.lock
+	@py=$$(scripts/find-python310.sh) || exit 1; \
+	if [ ! -x $(PY_BOT) ]; then echo "creating $(VENV_BOT) with $$py"; $$py -m venv $(VENV_BOT); fi
+	$(PY_BOT) -m pip install --quiet --upgrade pip
+	$(PY_BOT) -m pip install --quiet -r requirements/bot.lock
+	@touch $@
+
+bot-env: $(VENV_BOT)/.installed
+
+setup: bot-env $(if $(wildcard mk/api.mk),api-env npm-assets)
+
+# --- the bot ----------------------------------------------------------------------------------
+
+# Trains only when config.yml, domain.yml or the Rasa data changed (scripts/bot_model.py).
+train: bot-env
+	@python3 scripts/bot_model.py ensure --rasa $(RASA)
+
+validate: bot-env
+	@$(STAGE) "rasa data validate" --log var/logs/validate.log -- \
+	  $(RASA) data validate --fail-on-warnings
+
+run: setup train
+	@python3 scripts/run.py
+
+# --- tests ------------------------------------------------------------------------------------
+
+test: setup
+	@rm -f var/stage-times.txt
+	@$(MAKE) --no-print-directory lint validate test-bot train test-conversations test-nlu \
+	  test-bot-e2e $(if $(wildcard mk/api.mk),test-api)
+	@echo "== stage times =="; column -t -s $$'\t' var/stage-times.txt
+
+lint: bot-env
+	@$(STAGE) "lint (ruff)" -- $(VENV_BOT)/bin/ruff check actions bot benchmarks scripts tests $(wildcard api)
+
+test-bot: bot-env
+	@$(STAGE) "bot unit tests" -- $(PY_BOT) -m pytest tests/bot -q -p no:cacheprovider -m "not rasa"
+
+# The real Rasa and action servers with the trained model, over HTTP.
+test-bot-e2e: train
+	@$(STAGE) "bot end-to-end tests" -- $(PY_BOT) -m pytest tests/bot -q -p no:cacheprovider -m rasa
+
+# Conversation tests against the model trained for the current data.
+test-conversations: train
+	@rm -rf var/results/conversations
+	@$(STAGE) "conversation tests" --log var/logs/conversations.log -- \
+	  $(RASA) test core --model $$(python3 scripts/bot_model.py path) \
+	  --stories tests/conversations --e2e --fail-on-prediction-errors \
+	  --out var/results/conversations
+
+# Held-out NLU test file (never trained on): fails under NLU_MIN_ACCURACY intent accuracy.
+test-nlu: train
+	@rm -rf var/results/nlu
+	@$(STAGE) "held-out NLU test" --log var/logs/nlu.log -- \
+	  $(RASA) test nlu --model $$(python3 scripts/bot_model.py path) \
+	  --nlu tests/nlu/test_nlu.yml --out var/results/nlu
+	@python3 scripts/nlu_report.py var/results/nlu/intent_report.json \
+	  --min-accuracy $(NLU_MIN_ACCURACY)
+
+# 5-fold cross-validation on the training data (slow; not part of `make test`).
+crossval: bot-env
+	$(RASA) test nlu --nlu data/nlu --config config.yml --cross-validation --folds 5 \
+	  --out var/results/crossval
+	python3 scripts/nlu_report.py var/results/crossval/intent_report.json
+
+# --- benchmarks -------------------------------------------------------------------------------
+
+bench: bench-bot $(if $(wildcard mk/api.mk),bench-switchboard)
+
+bench-bot: train
+	$(PY_BOT) -m benchmarks.bot --out var/bench-bot.json
+
+clean:
+	rm -rf var/results var/logs var/stage-times.txt

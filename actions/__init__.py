@@ -1,0 +1,1 @@
+"""Custom actions for the fan-care bot (run by `rasa run actions`)."""

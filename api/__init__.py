@@ -1,0 +1,1 @@
+"""The switchboard: the FastAPI service that owns every fan conversation."""

@@ -1,0 +1,33 @@
+"""``python -m api``: run the switchboard with uvicorn on SWITCHBOARD_PORT (127.0.0.1)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from api.settings import get_settings
+
+
+def main() -> int:
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=False,
+        lifespan="on",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

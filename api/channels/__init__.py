@@ -1,0 +1,1 @@
+"""The fan-facing channels: Rasa-compatible REST, web chat (socket.io) and Messenger."""

@@ -1,0 +1,64 @@
+"""The Messenger deliverer: replies go out through the Send API, recorded in the outbox."""
+
+from __future__ import annotations
+
+import logging
+
+from api.channels.messenger import service
+from api.channels.messenger.send_api import SendApiClient, SendError, message_bodies
+from api.db import Database
+from api.enums import Channel
+from api.flows import ConversationRef, OutgoingRef
+from api.relay.relay import Relay
+from api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class MessengerChannel:
+    def __init__(self, *, db: Database, relay: Relay, client: SendApiClient,
+                 settings: Settings) -> None:
+        self.db = db
+        self.client = client
+        self.settings = settings
+        relay.deliverers[Channel.messenger] = self
+        relay.on_idle.append(self.sweep)
+
+    async def deliver(self, *, conversation: ConversationRef, messages: list[OutgoingRef]) -> None:
+        psid = conversation.external_id
+        for message in messages:
+            payload = message.payload or {}
+            bodies = message_bodies(
+                psid=psid, text=message.text, buttons=payload.get("buttons"),
+                image=payload.get("image"),
+                metadata=service.OUR_METADATA_PREFIX + message.uid,
+            )
+            ids = await self.db.run(service.enqueue_sends, message_id=message.id, psid=psid,
+                                    bodies=bodies)
+            for outbox_id, body in zip(ids, bodies, strict=True):
+                if not await self._send(outbox_id, body):
+                    break  # do not send the rest of a reply whose first part failed
+
+    async def _send(self, outbox_id: int, body: dict) -> bool:
+        try:
+            result = await self.client.post(body)
+        except SendError as exc:
+            log.warning("messenger send %s failed: %s", outbox_id, exc.kind)
+            await self.db.run(service.record_send, outbox_id=outbox_id, ok=False, code=exc.code,
+                              subcode=exc.subcode, error=f"{exc.kind}: {exc.message}")
+            return False
+        await self.db.run(service.record_send, outbox_id=outbox_id, ok=True,
+                          mid=str(result.get("message_id") or "") or None)
+        return True
+
+    async def typing(self, *, conversation: ConversationRef) -> None:
+        try:
+            await self.client.send_action(psid=conversation.external_id, action="typing_on")
+        except SendError as exc:
+            log.info("typing indicator not sent: %s", exc.kind)
+
+    async def sweep(self) -> None:
+        """Resend sends a crash left pending (their lease has expired)."""
+        for outbox_id, _psid, body in await self.db.run(service.due_sends):
+            await self.db.run(service.lease_send, outbox_id=outbox_id)
+            await self._send(outbox_id, body)

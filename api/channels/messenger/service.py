@@ -1,0 +1,302 @@
+"""Messenger webhook events → the transcript (units of work; each commits once)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from api import flows
+from api.channels.common import clean_text
+from api.conversations import service as conversations
+from api.conversations.models import Message
+from api.db import utcnow
+from api.enums import Channel, DeliveryStatus, MessageKind, OutboxStatus, RelayStatus, SenderType
+from api.events import Event, publish_on_commit
+from api.outbox import service as outbox
+from api.outbox.models import OutboxItem
+
+log = logging.getLogger(__name__)
+
+OUR_METADATA_PREFIX = "sb:"
+SEND_LEASE_S = 120
+
+
+@dataclass
+class WebhookOutcome:
+    relay: set[int] = field(default_factory=set)  # conversation ids with a new pending message
+    notices: list[tuple[flows.ConversationRef, list[flows.OutgoingRef]]] = field(
+        default_factory=list
+    )
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def count(self, kind: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+
+
+def iter_events(payload: dict[str, Any]):
+    """Every event of every entry: ``(source, event)`` with source ``messaging``/``standby``."""
+    entries = payload.get("entry")
+    if not isinstance(entries, list):
+        return
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        for source in ("messaging", "standby"):
+            events = entry.get(source)
+            if isinstance(events, list):
+                for ev in events:
+                    if isinstance(ev, dict):
+                        yield source, ev
+
+
+def _psid(ev: dict[str, Any], key: str) -> str | None:
+    who = ev.get(key)
+    if isinstance(who, dict) and isinstance(who.get("id"), (str, int)):
+        return str(who["id"])[:128]
+    return None
+
+
+def _ms(value: Any) -> dt.datetime | None:
+    if isinstance(value, (int, float)) and value > 0:
+        return dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
+    return None
+
+
+def handle_event(
+    session: Session, *, source: str, ev: dict[str, Any], outcome: WebhookOutcome,
+    app_id: str | None, max_chars: int, language: str,
+) -> None:
+    """Record one webhook event; note conversations that now need the bot."""
+    standby = source == "standby"
+    message = ev.get("message") if isinstance(ev.get("message"), dict) else None
+    if message is not None and message.get("is_echo"):
+        _echo(session, ev, message, outcome, app_id)
+        return
+    if message is not None or isinstance(ev.get("postback"), dict):
+        _fan_message(session, ev, message, standby, outcome, max_chars, language)
+        return
+    if isinstance(ev.get("delivery"), dict):
+        _delivery(session, ev["delivery"], outcome)
+        return
+    if isinstance(ev.get("read"), dict):
+        _read(session, ev, outcome)
+        return
+    outcome.count("ignored")
+    log.info("messenger: ignoring event with keys %s", sorted(ev)[:8])
+
+
+def _fan_message(session, ev, message, standby, outcome, max_chars, language) -> None:
+    psid = _psid(ev, "sender")
+    if psid is None:
+        outcome.count("invalid")
+        return
+    payload: dict[str, Any] = {}
+    if message is not None:
+        mid = message.get("mid")
+        text = message.get("text") if isinstance(message.get("text"), str) else None
+        qr = message.get("quick_reply")
+        if isinstance(qr, dict) and isinstance(qr.get("payload"), str):
+            payload["quick_reply"] = qr["payload"][:1000]
+            text = qr["payload"]
+        if isinstance(message.get("attachments"), list):
+            payload["attachments"] = [
+                {"type": a.get("type"), "url": (a.get("payload") or {}).get("url")}
+                for a in message["attachments"][:10] if isinstance(a, dict)
+            ]
+    else:
+        pb = ev["postback"]
+        mid = pb.get("mid") or f"postback:{psid}:{ev.get('timestamp')}"
+        text = pb.get("payload") if isinstance(pb.get("payload"), str) else pb.get("title")
+        payload["postback"] = {"title": str(pb.get("title") or "")[:200]}
+    relay_status = RelayStatus.standby if standby else None
+    if text is not None:
+        text = clean_text(text)
+        if len(text) > max_chars:
+            payload["truncated_from"] = len(text)
+            text = text[:max_chars]
+            relay_status = relay_status or RelayStatus.skipped
+    received = flows.receive_fan_message(
+        session,
+        channel=Channel.messenger,
+        external_id=psid,
+        text=text or None,
+        channel_message_id=str(mid)[:255] if mid else None,
+        language=language,
+        payload=payload or None,
+        relay_status=relay_status,
+    )
+    if received.message_id is None:
+        outcome.count("duplicate")
+        return
+    outcome.count("standby" if standby else "message")
+    if received.relay:
+        outcome.relay.add(received.conversation.id)
+    if received.replies:
+        outcome.notices.append((received.conversation, received.replies))
+
+
+def _echo(session, ev, message, outcome, app_id) -> None:
+    metadata = message.get("metadata") if isinstance(message.get("metadata"), str) else ""
+    mid = message.get("mid")
+    if metadata.startswith(OUR_METADATA_PREFIX):
+        uid = metadata[len(OUR_METADATA_PREFIX):]
+        ours = session.scalar(select(Message).where(Message.uid == uid))
+        if ours is not None and ours.channel_message_id is None and mid:
+            ours.channel_message_id = str(mid)[:255]
+            session.commit()
+        outcome.count("echo")
+        return
+    if app_id is not None and str(message.get("app_id")) == str(app_id):
+        outcome.count("echo")
+        return
+    # An echo of a message we did not send: a person answered from Meta's own inbox.
+    psid = _psid(ev, "recipient")
+    if psid is None:
+        outcome.count("invalid")
+        return
+    if mid and conversations.find_by_channel_message_id(
+        session=session, channel=Channel.messenger, channel_message_id=str(mid)
+    ):
+        outcome.count("duplicate")
+        return
+    conversation, _ = conversations.open_for(
+        session=session, channel=Channel.messenger, external_id=psid
+    )
+    reply = conversations.add_reply(
+        session=session, conversation=conversation, sender_type=SenderType.staff,
+        text=clean_text(message["text"]) if isinstance(message.get("text"), str) else None,
+        payload={"external_app_id": str(message.get("app_id") or "")[:40]},
+    )
+    reply.channel_message_id = str(mid)[:255] if mid else None
+    reply.delivery_status = DeliveryStatus.sent
+    conversations.add_activity(
+        session=session, conversation=conversation,
+        text="a person answered from another app (Meta inbox): takeover",
+        data={"external_takeover": {"app_id": str(message.get("app_id") or "")[:40]}},
+    )
+    publish_on_commit(session, Event("conversation.external_takeover", conversation.id,
+                                     {"message_id": reply.id}))
+    session.commit()
+    outcome.count("external_echo")
+
+
+def _delivery(session, delivery, outcome) -> None:
+    mids = [str(m)[:255] for m in delivery.get("mids") or [] if isinstance(m, (str, int))]
+    if mids:
+        session.execute(
+            update(Message)
+            .where(
+                Message.channel == Channel.messenger,
+                Message.kind == MessageKind.outgoing,
+                Message.channel_message_id.in_(mids),
+                Message.delivery_status.in_([DeliveryStatus.pending, DeliveryStatus.sent]),
+            )
+            .values(delivery_status=DeliveryStatus.delivered)
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+    outcome.count("delivery")
+
+
+def _read(session, ev, outcome) -> None:
+    psid = _psid(ev, "sender")
+    watermark = _ms(ev["read"].get("watermark"))
+    identity = (
+        conversations.get_identity(session=session, channel=Channel.messenger, external_id=psid)
+        if psid else None
+    )
+    if identity is not None and watermark is not None:
+        conv = conversations.current_for_identity(session=session, identity_id=identity.id)
+        if conv is not None:
+            session.execute(
+                update(Message)
+                .where(
+                    Message.conversation_id == conv.id,
+                    Message.kind == MessageKind.outgoing,
+                    Message.created_at <= watermark,
+                    Message.delivery_status.in_([DeliveryStatus.sent, DeliveryStatus.delivered]),
+                )
+                .values(delivery_status=DeliveryStatus.read)
+                .execution_options(synchronize_session=False)
+            )
+            session.commit()
+    outcome.count("read")
+
+
+def handle_payload(
+    session: Session, *, payload: dict[str, Any], app_id: str | None, max_chars: int,
+    language: str,
+) -> WebhookOutcome:
+    """Record every event of every entry of a webhook delivery."""
+    outcome = WebhookOutcome()
+    for source, ev in iter_events(payload):
+        try:
+            handle_event(session, source=source, ev=ev, outcome=outcome, app_id=app_id,
+                         max_chars=max_chars, language=language)
+        except Exception:
+            session.rollback()
+            outcome.count("failed")
+            log.exception("messenger: event could not be recorded")
+    return outcome
+
+
+# -- sends ----------------------------------------------------------------------------------
+def enqueue_sends(
+    session: Session, *, message_id: int, psid: str, bodies: list[dict[str, Any]]
+) -> list[int]:
+    """Outbox rows for a reply's Send API bodies (leased, so the sweep leaves them alone)."""
+    lease = utcnow() + dt.timedelta(seconds=SEND_LEASE_S)
+    ids = []
+    for body in bodies:
+        item = outbox.enqueue(session=session, message_id=message_id, channel=Channel.messenger,
+                              recipient=psid, body=body)
+        item.next_attempt_at = lease
+        ids.append(item.id)
+    session.commit()
+    return ids
+
+
+def record_send(
+    session: Session, *, outbox_id: int, ok: bool, mid: str | None = None,
+    code: int | None = None, subcode: int | None = None, error: str | None = None,
+    attempts: int = 1,
+) -> None:
+    """Record the outcome of one send on the outbox row and its message."""
+    item = session.get(OutboxItem, outbox_id)
+    item.attempts += attempts
+    msg = session.get(Message, item.message_id)
+    if ok:
+        item.status = OutboxStatus.sent
+        item.sent_at = utcnow()
+        item.channel_message_id = mid
+        if msg.delivery_status in (DeliveryStatus.pending, DeliveryStatus.failed):
+            msg.delivery_status = DeliveryStatus.sent
+        if mid and msg.channel_message_id is None:
+            msg.channel_message_id = mid[:255]
+    else:
+        item.status = OutboxStatus.failed
+        item.error_code = code
+        item.error_subcode = subcode
+        item.error = (error or "")[:300]
+        msg.delivery_status = DeliveryStatus.failed
+        msg.delivery_error = (error or "")[:300]
+        publish_on_commit(session, Event("message.delivery_failed", msg.conversation_id,
+                                         {"message_id": msg.id, "code": code,
+                                          "subcode": subcode}))
+    session.commit()
+
+
+def due_sends(session: Session) -> list[tuple[int, str, dict[str, Any]]]:
+    """Sends left pending past their lease (a crash mid-send): retry them."""
+    return [(i.id, i.recipient, i.body) for i in outbox.due(session=session, now=utcnow())]
+
+
+def lease_send(session: Session, *, outbox_id: int) -> None:
+    item = session.get(OutboxItem, outbox_id)
+    item.next_attempt_at = utcnow() + dt.timedelta(seconds=SEND_LEASE_S)
+    session.commit()

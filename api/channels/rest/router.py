@@ -1,0 +1,66 @@
+"""Rasa-compatible REST channel: ``POST /webhooks/rest/webhook`` returns the reply list."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+
+from api import flows
+from api.channels.common import BadMessage, check_text, log_unknown_fields, read_json
+from api.dependencies import ServicesDep
+from api.enums import Channel
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["channels"])
+
+KNOWN = {"sender", "message", "metadata", "input_channel"}
+
+
+def to_rest_items(recipient_id: str, messages: list[flows.OutgoingRef]) -> list[dict[str, Any]]:
+    """Rasa's REST output: ``{"recipient_id", "text"?, "buttons"?, "image"?}`` per message."""
+    items = []
+    for m in messages:
+        item: dict[str, Any] = {"recipient_id": recipient_id}
+        if m.text:
+            item["text"] = m.text
+        payload = m.payload or {}
+        if payload.get("buttons"):
+            item["buttons"] = payload["buttons"]
+        if payload.get("image"):
+            item["image"] = payload["image"]
+        items.append(item)
+    return items
+
+
+@router.post("/webhooks/rest/webhook")
+async def rest_webhook(request: Request, services: ServicesDep) -> list[dict[str, Any]]:
+    """Take ``{"sender", "message", "metadata"?}``; answer with the bot's replies."""
+    _, data = await read_json(request)
+    if not isinstance(data, dict):
+        raise HTTPException(400, "body must be a JSON object")
+    log_unknown_fields("rest", data, KNOWN)
+    sender = data.get("sender")
+    if not isinstance(sender, str) or not sender.strip() or len(sender) > 128:
+        raise HTTPException(422, "sender must be a non-empty string of at most 128 characters")
+    try:
+        text = check_text(data.get("message"), max_chars=services.settings.max_message_chars)
+    except BadMessage as exc:
+        raise HTTPException(422, str(exc)) from None
+    metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    client_id = metadata.get("message_id")
+    language = metadata.get("language")
+    received = await services.db.run(
+        flows.receive_fan_message,
+        channel=Channel.rest,
+        external_id=sender,
+        text=text,
+        channel_message_id=str(client_id)[:255] if client_id else None,
+        language=str(language)[:8] if isinstance(language, str) else None,
+    )
+    conv = received.conversation
+    if received.relay:
+        await services.relay.process(conv.id)
+    replies = await services.db.run(flows.take_undelivered, conversation_id=conv.id)
+    return to_rest_items(sender, replies)

@@ -1,0 +1,349 @@
+"""Conversations and their transcript: data access and rules (no commits here)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.conversations.models import ChannelIdentity, Conversation, Fan, Message
+from api.conversations.state import check
+from api.db import utcnow
+from api.enums import (
+    Channel,
+    ConversationStatus,
+    DeliveryStatus,
+    MessageKind,
+    RelayStatus,
+    SenderType,
+)
+from api.events import Event, publish_on_commit
+
+log = logging.getLogger(__name__)
+
+
+class TransitionConflict(RuntimeError):
+    """The conversation changed under us (another router or person moved it first)."""
+
+
+def get(*, session: Session, conversation_id: int) -> Conversation | None:
+    """Load one conversation by id."""
+    return session.get(Conversation, conversation_id)
+
+
+def get_identity(*, session: Session, channel: Channel, external_id: str) -> ChannelIdentity | None:
+    """Find a channel identity."""
+    return session.scalar(
+        select(ChannelIdentity).where(
+            ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id
+        )
+    )
+
+
+def current_for_identity(*, session: Session, identity_id: int) -> Conversation | None:
+    """The identity's latest conversation (open or resolved)."""
+    return session.scalar(
+        select(Conversation)
+        .where(Conversation.identity_id == identity_id)
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+
+
+def open_for(
+    *, session: Session, channel: Channel, external_id: str, language: str | None = None
+) -> tuple[Conversation, bool]:
+    """Get or create the fan, identity and conversation for a channel address.
+
+    Returns ``(conversation, created)``. Safe against a concurrent creator (unique constraint).
+    """
+    identity = get_identity(session=session, channel=channel, external_id=external_id)
+    if identity is None:
+        # The identity and its first conversation are created together, so two concurrent
+        # first messages from one address can never open two conversations.
+        try:
+            with session.begin_nested():
+                fan = Fan(language=language)
+                session.add(fan)
+                session.flush()
+                identity = ChannelIdentity(fan_id=fan.id, channel=channel, external_id=external_id)
+                session.add(identity)
+                session.flush()
+                conversation = _new_conversation(session, identity, channel, language)
+        except IntegrityError:
+            identity = get_identity(session=session, channel=channel, external_id=external_id)
+            if identity is None:
+                raise
+        else:
+            return conversation, True
+    conversation = current_for_identity(session=session, identity_id=identity.id)
+    if conversation is not None:
+        if language and conversation.language != language:
+            conversation.language = language
+        return conversation, False
+    return _new_conversation(session, identity, channel, language), True
+
+
+def _new_conversation(
+    session: Session, identity: ChannelIdentity, channel: Channel, language: str | None
+) -> Conversation:
+    conversation = Conversation(
+        fan_id=identity.fan_id,
+        identity_id=identity.id,
+        channel=channel,
+        status=ConversationStatus.bot,
+        language=language,
+        reasons=[],
+    )
+    session.add(conversation)
+    session.flush()
+    publish_on_commit(
+        session,
+        Event("conversation.opened", conversation.id, {"channel": channel.value}),
+    )
+    log.info("conversation %s opened on %s", conversation.id, channel.value)
+    return conversation
+
+
+def add_activity(
+    *, session: Session, conversation: Conversation, text: str, data: dict[str, Any] | None = None,
+    staff_id: int | None = None,
+) -> Message:
+    """Record an activity entry (a state change, a report taken, ...) in the transcript."""
+    msg = Message(
+        conversation_id=conversation.id,
+        channel=conversation.channel,
+        kind=MessageKind.activity,
+        sender_type=SenderType.staff if staff_id else SenderType.system,
+        staff_id=staff_id,
+        text=text,
+        payload=data or {},
+    )
+    session.add(msg)
+    session.flush()
+    return msg
+
+
+def transition(
+    *,
+    session: Session,
+    conversation: Conversation,
+    to: ConversationStatus,
+    actor: str,
+    reason: str,
+    assignee_id: int | None = None,
+    staff_id: int | None = None,
+) -> Message:
+    """Move ``conversation`` to ``to`` (refusing illegal moves) and record who and why.
+
+    The update is conditional on the conversation's ``version``: when someone else moved it
+    first, :class:`TransitionConflict` is raised and nothing changes.
+    """
+    current = conversation.status
+    check(current, to)
+    if to == ConversationStatus.assigned and assignee_id is None:
+        raise ValueError("an assigned conversation needs an assignee")
+    now = utcnow()
+    values: dict[str, Any] = {
+        "status": to,
+        "version": conversation.version + 1,
+        "updated_at": now,
+        "assignee_id": assignee_id if to == ConversationStatus.assigned else None,
+    }
+    if to == ConversationStatus.assigned:
+        values["assigned_at"] = now
+        values["last_assignee_id"] = assignee_id
+    if to == ConversationStatus.resolved:
+        values["resolved_at"] = now
+    result = session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation.id, Conversation.version == conversation.version)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise TransitionConflict(f"conversation {conversation.id} changed concurrently")
+    session.refresh(conversation)
+    data = {
+        "from": current.value,
+        "to": to.value,
+        "actor": actor,
+        "reason": reason,
+        "assignee_id": conversation.assignee_id,
+    }
+    activity = add_activity(
+        session=session,
+        conversation=conversation,
+        text=f"{current.value} → {to.value} by {actor}: {reason}",
+        data={"transition": data},
+        staff_id=staff_id,
+    )
+    publish_on_commit(session, Event("conversation.status_changed", conversation.id, data))
+    log.info("conversation %s: %s -> %s by %s", conversation.id, current.value, to.value, actor)
+    return activity
+
+
+def find_by_channel_message_id(
+    *, session: Session, channel: Channel, channel_message_id: str
+) -> Message | None:
+    """A message already stored under the channel's own id (for de-duplication)."""
+    return session.scalar(
+        select(Message).where(
+            Message.channel == channel, Message.channel_message_id == channel_message_id
+        )
+    )
+
+
+def add_fan_message(
+    *,
+    session: Session,
+    conversation: Conversation,
+    text: str | None,
+    channel_message_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+    relay_status: RelayStatus | None = None,
+) -> Message | None:
+    """Store an incoming fan message; ``None`` when the channel id was seen before.
+
+    Decides the bot path from the conversation state: ``bot`` relays, ``resolved`` reopens to
+    ``bot`` first, ``queued``/``assigned`` hold the message for the person who owns it.
+    """
+    if channel_message_id is not None and find_by_channel_message_id(
+        session=session, channel=conversation.channel, channel_message_id=channel_message_id
+    ):
+        return None
+    if conversation.status == ConversationStatus.resolved and relay_status is None:
+        transition(
+            session=session, conversation=conversation, to=ConversationStatus.bot,
+            actor="fan", reason="the fan wrote again",
+        )
+    if relay_status is None:
+        relay_status = (
+            RelayStatus.pending
+            if conversation.status == ConversationStatus.bot
+            else RelayStatus.held
+        )
+    msg = Message(
+        conversation_id=conversation.id,
+        channel=conversation.channel,
+        kind=MessageKind.incoming,
+        sender_type=SenderType.fan,
+        text=text,
+        payload=payload,
+        channel_message_id=channel_message_id,
+        relay_status=relay_status,
+    )
+    if channel_message_id is None:  # nothing unique to collide on: no savepoint needed
+        session.add(msg)
+        session.flush()
+    else:
+        try:
+            with session.begin_nested():
+                session.add(msg)
+                session.flush()
+        except IntegrityError:
+            log.info("duplicate %s message dropped (conversation %s)",
+                     conversation.channel.value, conversation.id)
+            return None
+    now = utcnow()
+    conversation.last_fan_message_at = now
+    if relay_status != RelayStatus.standby:
+        conversation.identity.last_inbound_at = now
+    publish_on_commit(
+        session,
+        Event("message.created", conversation.id,
+              {"message_id": msg.id, "kind": "incoming", "sender": "fan"}),
+    )
+    return msg
+
+
+def add_reply(
+    *,
+    session: Session,
+    conversation: Conversation,
+    sender_type: SenderType,
+    text: str | None,
+    payload: dict[str, Any] | None = None,
+    reply_to_id: int | None = None,
+    staff_id: int | None = None,
+) -> Message:
+    """Store an outgoing message (bot, staff or system) waiting for delivery."""
+    msg = Message(
+        conversation_id=conversation.id,
+        channel=conversation.channel,
+        kind=MessageKind.outgoing,
+        sender_type=sender_type,
+        staff_id=staff_id,
+        text=text,
+        payload=payload or None,
+        reply_to_id=reply_to_id,
+        delivery_status=DeliveryStatus.pending,
+    )
+    session.add(msg)
+    session.flush()
+    publish_on_commit(
+        session,
+        Event("message.created", conversation.id,
+              {"message_id": msg.id, "kind": "outgoing", "sender": sender_type.value}),
+    )
+    return msg
+
+
+def pending_relay(*, session: Session, conversation_id: int) -> list[Message]:
+    """Incoming messages of a conversation still waiting for their bot turn, oldest first."""
+    return list(
+        session.scalars(
+            select(Message)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.relay_status == RelayStatus.pending,
+            )
+            .order_by(Message.id)
+        )
+    )
+
+
+def conversations_due_for_relay(*, session: Session, now: dt.datetime) -> list[int]:
+    """Conversations holding a pending fan message whose retry time has come."""
+    rows = session.scalars(
+        select(Message.conversation_id)
+        .where(
+            Message.relay_status == RelayStatus.pending,
+            (Message.next_relay_at.is_(None)) | (Message.next_relay_at <= now),
+        )
+        .distinct()
+    )
+    return list(rows)
+
+
+def undelivered_replies(*, session: Session, conversation_id: int) -> list[Message]:
+    """Outgoing messages not yet handed to the fan, oldest first."""
+    return list(
+        session.scalars(
+            select(Message)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.kind == MessageKind.outgoing,
+                Message.delivery_status == DeliveryStatus.pending,
+            )
+            .order_by(Message.id)
+        )
+    )
+
+
+def mark_delivery(
+    *, session: Session, message_ids: list[int], status: DeliveryStatus, error: str | None = None
+) -> None:
+    """Set the delivery status of outgoing messages."""
+    if not message_ids:
+        return
+    session.execute(
+        update(Message)
+        .where(Message.id.in_(message_ids))
+        .values(delivery_status=status, delivery_error=error)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,375 @@
+"""Units of work that span several domains; each commits once, events go out after commit.
+
+Each function takes a fresh ``session`` (run in a worker thread by ``Database.run``) and returns
+plain snapshots the async side can use without touching the database again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.conversations import service as conversations
+from api.conversations.models import Conversation, Message
+from api.db import utcnow
+from api.enums import (
+    Channel,
+    ConversationStatus,
+    DeliveryStatus,
+    MessageKind,
+    RelayStatus,
+    SenderType,
+)
+from api.events import Event, publish_on_commit
+from api.lost_property import service as lost_property
+from api.relay.schemas import BotTurn
+
+log = logging.getLogger(__name__)
+
+HOLDING_REPLY = {
+    "en": "Sorry, I can't answer right now. Your message is saved and you'll get an answer "
+    "here as soon as possible.",
+    "es": "Lo siento, ahora mismo no puedo responder. Tu mensaje está guardado y te "
+    "responderemos aquí lo antes posible.",
+}
+TEXT_ONLY_REPLY = {
+    "en": "Sorry, I can only read text messages. Please type your question.",
+    "es": "Lo siento, solo puedo leer mensajes de texto. Escribe tu pregunta, por favor.",
+}
+
+
+def localized(table: dict[str, str], language: str | None) -> str:
+    return table.get((language or "en")[:2], table["en"])
+
+
+@dataclass(frozen=True)
+class ConversationRef:
+    """What the async side needs to know about a conversation."""
+
+    id: int
+    channel: Channel
+    external_id: str
+    rasa_sender_id: str
+    status: ConversationStatus
+    language: str | None
+
+    @classmethod
+    def of(cls, conversation: Conversation) -> ConversationRef:
+        ident = conversation.identity
+        return cls(
+            id=conversation.id,
+            channel=conversation.channel,
+            external_id=ident.external_id,
+            rasa_sender_id=ident.rasa_sender_id,
+            status=conversation.status,
+            language=conversation.language,
+        )
+
+
+@dataclass(frozen=True)
+class OutgoingRef:
+    id: int
+    uid: str
+    sender_type: SenderType
+    text: str | None
+    payload: dict[str, Any] | None
+
+
+@dataclass
+class Received:
+    conversation: ConversationRef
+    message_id: int | None  # None: a duplicate, dropped
+    relay: bool = False
+    replies: list[OutgoingRef] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PendingTurn:
+    id: int
+    uid: str
+    text: str
+    attempts: int  # counted attempts (a claimed turn includes the one about to run)
+    next_relay_at: dt.datetime | None
+    claimed: bool = False  # this attempt is already counted: call Rasa straight away
+
+
+def out_ref(msg: Message) -> OutgoingRef:
+    return OutgoingRef(msg.id, msg.uid, msg.sender_type, msg.text, msg.payload)
+
+
+def open_session(
+    session: Session, *, channel: Channel, external_id: str, language: str | None = None
+) -> ConversationRef:
+    """Open (or rejoin) the conversation of a channel address."""
+    conversation, _ = conversations.open_for(
+        session=session, channel=channel, external_id=external_id, language=language
+    )
+    session.commit()
+    return ConversationRef.of(conversation)
+
+
+def _recent_duplicate(
+    session: Session, conversation_id: int, text: str | None, window_s: float
+) -> bool:
+    last = session.scalar(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.kind == MessageKind.incoming)
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    return (
+        last is not None
+        and last.text == text
+        and (utcnow() - last.created_at).total_seconds() < window_s
+    )
+
+
+def receive_fan_message(
+    session: Session,
+    *,
+    channel: Channel,
+    external_id: str,
+    text: str | None,
+    channel_message_id: str | None = None,
+    language: str | None = None,
+    payload: dict[str, Any] | None = None,
+    relay_status: RelayStatus | None = None,
+    dedup_window_s: float = 0.0,
+) -> Received:
+    """Store a fan's message before anything else happens; decide whether the bot gets it."""
+    conversation, _ = conversations.open_for(
+        session=session, channel=channel, external_id=external_id, language=language
+    )
+    if (
+        channel_message_id is None
+        and dedup_window_s > 0
+        and _recent_duplicate(session, conversation.id, text, dedup_window_s)
+    ):
+        session.rollback()
+        log.info("repeated %s message dropped (conversation %s)", channel.value, conversation.id)
+        return Received(ConversationRef.of(conversation), None)
+    if not text and relay_status is None:
+        relay_status = RelayStatus.skipped
+    msg = conversations.add_fan_message(
+        session=session,
+        conversation=conversation,
+        text=text,
+        channel_message_id=channel_message_id,
+        payload=payload,
+        relay_status=relay_status,
+    )
+    if msg is None:
+        session.rollback()
+        return Received(ConversationRef.of(conversation), None)
+    replies: list[Message] = []
+    if msg.relay_status == RelayStatus.skipped and conversation.status == ConversationStatus.bot:
+        replies.append(
+            conversations.add_reply(
+                session=session, conversation=conversation, sender_type=SenderType.system,
+                text=localized(TEXT_ONLY_REPLY, conversation.language), reply_to_id=msg.id,
+            )
+        )
+    session.commit()
+    log.info("message %s stored (conversation %s, %s)", msg.id, conversation.id,
+             msg.relay_status.value)
+    return Received(
+        ConversationRef.of(conversation),
+        msg.id,
+        relay=msg.relay_status == RelayStatus.pending,
+        replies=[out_ref(r) for r in replies],
+    )
+
+
+def pending_turns(
+    session: Session, *, conversation_id: int
+) -> tuple[ConversationRef | None, list[PendingTurn]]:
+    """The conversation and its fan messages still waiting for the bot, oldest first."""
+    conversation = conversations.get(session=session, conversation_id=conversation_id)
+    if conversation is None:
+        return None, []
+    rows = conversations.pending_relay(session=session, conversation_id=conversation_id)
+    if conversation.status != ConversationStatus.bot and rows:
+        # A person took the thread while these waited: Rasa receives nothing.
+        for row in rows:
+            row.relay_status = RelayStatus.held
+        session.commit()
+        return ConversationRef.of(conversation), []
+    return ConversationRef.of(conversation), [_pending(r) for r in rows]
+
+
+def _pending(row: Message, *, claimed: bool = False) -> PendingTurn:
+    return PendingTurn(row.id, row.uid, row.text or "", row.relay_attempts, row.next_relay_at,
+                       claimed)
+
+
+def claim_next_turn(
+    session: Session, *, conversation_id: int
+) -> tuple[ConversationRef | None, PendingTurn | None]:
+    """The conversation's oldest message waiting for the bot, in one unit of work.
+
+    A first attempt that is due is claimed here (its attempt counted and committed before Rasa
+    is called, as :func:`mark_attempt` does), saving a round trip on the common path. A retry is
+    returned unclaimed: the relay looks in Rasa's tracker first.
+    """
+    conversation, rows = pending_turns(session, conversation_id=conversation_id)
+    if conversation is None or not rows:
+        return conversation, None
+    head = rows[0]
+    due = head.next_relay_at is None or head.next_relay_at <= utcnow()
+    if head.attempts > 0 or not due:
+        return conversation, head
+    msg = session.get(Message, head.id)
+    msg.relay_attempts += 1
+    session.commit()
+    return conversation, _pending(msg, claimed=True)
+
+
+def mark_attempt(session: Session, *, message_id: int) -> None:
+    """Count an attempt before calling Rasa: a crash mid-call leads to a tracker check."""
+    msg = session.get(Message, message_id)
+    msg.relay_attempts += 1
+    session.commit()
+
+
+def record_failure(
+    session: Session, *, message_id: int, error: str, retry_in_s: float, holding: bool
+) -> list[OutgoingRef]:
+    """Keep the message for a retry; on its first failure give the fan the holding reply."""
+    msg = session.get(Message, message_id)
+    conversation = msg.conversation
+    msg.relay_error = error[:200]
+    msg.next_relay_at = utcnow() + dt.timedelta(seconds=retry_in_s)
+    replies: list[Message] = []
+    if holding:
+        replies.append(
+            conversations.add_reply(
+                session=session, conversation=conversation, sender_type=SenderType.system,
+                text=localized(HOLDING_REPLY, conversation.language), reply_to_id=msg.id,
+                payload={"holding": True},
+            )
+        )
+    publish_on_commit(
+        session,
+        Event("relay.failed", conversation.id, {"message_id": msg.id, "error": error,
+                                                "attempts": msg.relay_attempts}),
+    )
+    session.commit()
+    return [out_ref(r) for r in replies]
+
+
+def _button_payload(buttons) -> list[dict[str, Any]]:
+    return [{"title": b.title, "payload": b.payload or b.title} for b in buttons]
+
+
+@dataclass
+class StoredTurn:
+    replies: list[OutgoingRef]
+    more_pending: bool  # another fan message of the conversation waits for the bot
+
+
+def store_turn(session: Session, *, message_id: int, turn: BotTurn) -> StoredTurn:
+    """Store a bot turn: replies for the fan, custom items acted on (never shown)."""
+    msg = session.get(Message, message_id)
+    if msg.relay_status != RelayStatus.pending:
+        return StoredTurn([], True)
+    conversation = msg.conversation
+    msg.relay_status = RelayStatus.answered
+    msg.relay_error = None
+    msg.next_relay_at = None
+    if turn.parse is not None:
+        msg.parse = turn.parse.model_dump(mode="json")
+        if turn.parse.intent is not None:
+            msg.intent = (turn.parse.intent.name or "")[:100] or None
+            msg.intent_confidence = turn.parse.intent.confidence
+    replies: list[Message] = []
+    for item in turn.messages:
+        if item.custom is not None:
+            _act_on_custom(session, conversation, msg, item.custom)
+        payload: dict[str, Any] = {}
+        if item.buttons:
+            payload["buttons"] = _button_payload(item.buttons)
+        if item.image:
+            payload["image"] = item.image
+        if item.text or payload:
+            replies.append(
+                conversations.add_reply(
+                    session=session, conversation=conversation, sender_type=SenderType.bot,
+                    text=item.text, payload=payload, reply_to_id=msg.id,
+                )
+            )
+    publish_on_commit(
+        session,
+        Event("relay.answered", conversation.id,
+              {"message_id": msg.id, "intent": msg.intent, "confidence": msg.intent_confidence,
+               "recovered": turn.recovered}),
+    )
+    more = session.scalar(
+        select(Message.id).where(
+            Message.conversation_id == conversation.id,
+            Message.relay_status == RelayStatus.pending,
+            Message.id != msg.id,
+        ).limit(1)
+    ) is not None
+    session.commit()
+    return StoredTurn([out_ref(r) for r in replies], more)
+
+
+def _act_on_custom(
+    session: Session, conversation: Conversation, msg: Message, custom: dict[str, Any]
+) -> None:
+    if isinstance(custom.get("handoff_request"), dict):
+        request = {
+            "topic": str(custom["handoff_request"].get("topic") or "general")[:32],
+            "reason": str(custom["handoff_request"].get("reason") or "")[:500],
+            "message_id": msg.id,
+            "at": utcnow().isoformat(),
+        }
+        conversation.handoff_request = request
+        conversations.add_activity(
+            session=session, conversation=conversation,
+            text=f"the bot asked for a person: {request['topic']}",
+            data={"handoff_request": request},
+        )
+        publish_on_commit(
+            session, Event("conversation.handoff_requested", conversation.id, request)
+        )
+        log.info("conversation %s: handoff requested (topic %s)", conversation.id,
+                 request["topic"])
+    if isinstance(custom.get("lost_property"), dict):
+        report = lost_property.create_from_bot(
+            session=session, conversation=conversation, report=custom["lost_property"],
+            message_id=msg.id,
+        )
+        conversations.add_activity(
+            session=session, conversation=conversation,
+            text="lost-property report taken", data={"lost_property_report_id": report.id},
+        )
+        log.info("conversation %s: lost-property report %s", conversation.id, report.id)
+
+
+def take_undelivered(session: Session, *, conversation_id: int) -> list[OutgoingRef]:
+    """Hand out (and mark sent) the replies a pull channel (REST) has not collected yet."""
+    rows = conversations.undelivered_replies(session=session, conversation_id=conversation_id)
+    conversations.mark_delivery(
+        session=session, message_ids=[r.id for r in rows], status=DeliveryStatus.sent
+    )
+    session.commit()
+    return [out_ref(r) for r in rows]
+
+
+def set_delivery(
+    session: Session, *, message_ids: list[int], status: DeliveryStatus, error: str | None = None
+) -> None:
+    conversations.mark_delivery(
+        session=session, message_ids=message_ids, status=status, error=error
+    )
+    session.commit()
+
+
+def due_conversations(session: Session) -> list[int]:
+    return conversations.conversations_due_for_relay(session=session, now=utcnow())

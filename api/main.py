@@ -1,0 +1,116 @@
+"""The app factory: ``uvicorn --factory api.main:create_app`` (no I/O at import time)."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+import anyio
+import httpx
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from api.channels.common import BodySizeLimit
+from api.channels.messenger.channel import MessengerChannel
+from api.channels.messenger.router import router as messenger_router
+from api.channels.messenger.send_api import SendApiClient
+from api.channels.rest.router import router as rest_router
+from api.channels.webchat.router import router as webchat_router
+from api.channels.webchat.socket import WebchatChannel
+from api.db import Database
+from api.events import EventBus, InProcessEventBus
+from api.health.router import router as health_router
+from api.relay.client import RasaClient
+from api.relay.relay import Relay
+from api.services import Services
+from api.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def migrate(database_url: str) -> None:
+    """Bring the database to the latest Alembic revision."""
+    from alembic import command
+
+    from api.migrations.config import alembic_config
+
+    command.upgrade(alembic_config(database_url), "head")
+
+
+def seed_staff(db: Database, settings: Settings) -> None:
+    from api.staff import service as staff
+
+    if not settings.staff_file.is_file():
+        log.warning("no staff file at %s; staff not seeded", settings.staff_file)
+        return
+    team = staff.load_team(path=settings.staff_file)
+    with db.session() as session:
+        created, updated = staff.seed(session=session, team=team)
+        session.commit()
+    log.info("staff seeded from %s: %s created, %s updated", settings.staff_file.name, created,
+             updated)
+
+
+def create_app(settings: Settings | None = None, *, bus: EventBus | None = None) -> FastAPI:
+    """Build the switchboard app; resources are opened in its lifespan."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        services: Services = app.state.services
+        if settings.db_auto_migrate:
+            await anyio.to_thread.run_sync(migrate, settings.database_url)
+        await anyio.to_thread.run_sync(seed_staff, services.db, settings)
+        if settings.messenger_enabled:
+            log.info("Messenger on (Graph URL %s)", settings.messenger_graph_url)
+        else:
+            log.warning("Messenger off: %s not set", ", ".join(settings.messenger_missing))
+        await services.relay.start()
+        try:
+            yield
+        finally:
+            await services.relay.stop()
+            await services.http.aclose()
+            services.db.dispose()
+
+    app = FastAPI(
+        title="Fan-care switchboard",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Owns every fan conversation: Messenger, web chat and Rasa-REST channels.",
+    )
+    bus = bus or InProcessEventBus()
+    db = Database(settings.database_url, bus)
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.rasa_timeout_s, connect=settings.rasa_connect_timeout_s),
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+    )
+    rasa = RasaClient(
+        base_url=settings.rasa_url, token=settings.rasa_token,
+        channel_path=settings.rasa_channel_path, http=http, timeout_s=settings.rasa_timeout_s,
+    )
+    relay = Relay(db=db, rasa=rasa, settings=settings)
+    services = Services(settings=settings, db=db, bus=bus, http=http, rasa=rasa, relay=relay)
+    services.webchat = WebchatChannel(db=db, relay=relay, settings=settings)
+    if settings.messenger_enabled:
+        client = SendApiClient(
+            graph_url=settings.messenger_graph_url, page_token=settings.messenger_page_token,
+            http=http, max_retries=settings.messenger_max_retries,
+            backoff_s=settings.messenger_backoff_s, timeout_s=settings.messenger_timeout_s,
+        )
+        services.messenger = MessengerChannel(db=db, relay=relay, client=client,
+                                              settings=settings)
+    app.state.services = services
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": exc.errors()}, status_code=422)
+
+    app.include_router(health_router)
+    app.include_router(rest_router)
+    app.include_router(messenger_router)
+    app.include_router(webchat_router)
+    app.mount("/socket.io", services.webchat.asgi_app())
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,18 @@
+"""Every table, imported in one place (for Alembic and for metadata-wide operations)."""
+
+from api.conversations.models import ChannelIdentity, Conversation, Fan, Message
+from api.db import Base
+from api.lost_property.models import LostPropertyReport
+from api.outbox.models import OutboxItem
+from api.staff.models import Staff
+
+__all__ = [
+    "Base",
+    "ChannelIdentity",
+    "Conversation",
+    "Fan",
+    "LostPropertyReport",
+    "Message",
+    "OutboxItem",
+    "Staff",
+]

@@ -1,0 +1,1 @@
+"""The bot path: fan messages relayed to Rasa, one turn at a time per conversation."""

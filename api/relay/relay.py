@@ -1,0 +1,166 @@
+"""The relay: fan messages to Rasa in order per conversation, in parallel across them.
+
+When Rasa is down, slow or answers garbage, the fan gets one honest holding reply, the message
+stays ``pending`` and is retried with back-off. Before re-sending a turn the tracker is checked
+for the message's id, since a timed-out turn may still have run: nothing is lost, nothing is
+answered twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from api import flows
+from api.db import Database, utcnow
+from api.enums import Channel
+from api.flows import ConversationRef, OutgoingRef, PendingTurn
+from api.relay.client import RasaClient, RasaError
+from api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Deliverer(Protocol):
+    async def deliver(self, *, conversation: ConversationRef, messages: list[OutgoingRef]) -> None:
+        """Hand outgoing messages to the fan's channel and record the outcome."""
+
+    async def typing(self, *, conversation: ConversationRef) -> None:
+        """Show that an answer is coming (where the channel has such a thing)."""
+
+
+class PullDeliverer:
+    """REST: the fan's client collects replies in its response; nothing to push."""
+
+    async def deliver(self, *, conversation: ConversationRef, messages: list[OutgoingRef]) -> None:
+        return None
+
+    async def typing(self, *, conversation: ConversationRef) -> None:
+        return None
+
+
+class Relay:
+    def __init__(self, *, db: Database, rasa: RasaClient, settings: Settings) -> None:
+        self.db = db
+        self.rasa = rasa
+        self.settings = settings
+        self.deliverers: dict[Channel, Deliverer] = {Channel.rest: PullDeliverer()}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._loop_task: asyncio.Task | None = None
+        self.turns = 0
+        self.failures = 0
+        self.recovered = 0
+        self.on_idle: list[Callable[[], Awaitable[None]]] = []
+
+    # -- scheduling -------------------------------------------------------------------------
+    def kick(self, conversation_id: int) -> None:
+        """Process a conversation's pending messages in the background."""
+        task = asyncio.create_task(self.process(conversation_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._retry_loop())
+
+    async def stop(self) -> None:
+        if self._loop_task:
+            self._loop_task.cancel()
+        tasks = list(self._tasks)
+        if self._loop_task:
+            tasks.append(self._loop_task)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until background work started so far has finished (tests, shutdown)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._tasks and asyncio.get_running_loop().time() < deadline:
+            await asyncio.wait(list(self._tasks), timeout=0.05)
+
+    async def _retry_loop(self) -> None:
+        while True:
+            try:
+                for cid in await self.db.run(flows.due_conversations):
+                    lock = self._locks.get(cid)
+                    if lock is None or not lock.locked():
+                        self.kick(cid)
+                for hook in self.on_idle:
+                    await hook()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep the loop alive; the next round retries
+                log.exception("relay retry loop round failed")
+            await asyncio.sleep(self.settings.relay_poll_s)
+
+    # -- one conversation ---------------------------------------------------------------------
+    async def process(self, conversation_id: int) -> None:
+        """Run the pending turns of one conversation, oldest first, one at a time."""
+        lock = self._locks.setdefault(conversation_id, asyncio.Lock())
+        try:
+            async with lock:
+                while True:
+                    conv, head = await self.db.run(
+                        flows.claim_next_turn, conversation_id=conversation_id
+                    )
+                    if conv is None or head is None:
+                        return
+                    if head.next_relay_at is not None and head.next_relay_at > utcnow():
+                        return  # waiting for its retry time; later messages wait behind it
+                    if not await self._turn(conv, head):
+                        return
+        finally:
+            if not lock.locked() and not lock._waiters:  # noqa: SLF001 - tidy idle locks
+                self._locks.pop(conversation_id, None)
+
+    def _backoff(self, attempts: int) -> float:
+        base = self.settings.relay_retry_base_s
+        return min(self.settings.relay_retry_max_s, base * (2 ** max(0, attempts - 1)))
+
+    async def _turn(self, conv: ConversationRef, msg: PendingTurn) -> bool:
+        deliverer = self.deliverers.get(conv.channel, PullDeliverer())
+        metadata = {
+            "message_id": msg.uid,
+            "channel": conv.channel.value,
+            "language": conv.language or self.settings.default_language,
+        }
+        attempts = msg.attempts
+        first_attempt = msg.claimed or msg.attempts == 0
+        try:
+            turn = None
+            if not msg.claimed and attempts > 0:
+                turn = await self.rasa.find_turn(sender=conv.rasa_sender_id, message_id=msg.uid)
+                if turn is not None:
+                    self.recovered += 1
+                    log.info("message %s: turn found in the tracker, not re-sent", msg.id)
+            if turn is None:
+                if not msg.claimed:
+                    await self.db.run(flows.mark_attempt, message_id=msg.id)
+                    attempts += 1
+                await deliverer.typing(conversation=conv)
+                turn = await self.rasa.turn(
+                    sender=conv.rasa_sender_id, text=msg.text, metadata=metadata
+                )
+        except RasaError as exc:
+            self.failures += 1
+            attempts = max(attempts, 1)
+            log.warning("message %s: bot turn failed (%s), attempt %s", msg.id, exc.kind,
+                        attempts)
+            replies = await self.db.run(
+                flows.record_failure,
+                message_id=msg.id,
+                error=exc.kind,
+                retry_in_s=self._backoff(attempts),
+                holding=first_attempt,
+            )
+            if replies:
+                await deliverer.deliver(conversation=conv, messages=replies)
+            return False
+        self.turns += 1
+        stored = await self.db.run(flows.store_turn, message_id=msg.id, turn=turn)
+        if stored.replies:
+            await deliverer.deliver(conversation=conv, messages=stored.replies)
+        return stored.more_pending

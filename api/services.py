@@ -1,0 +1,27 @@
+"""The objects one switchboard process holds, built by the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from api.db import Database
+from api.events import EventBus
+from api.relay.client import RasaClient
+from api.relay.relay import Relay
+from api.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    bus: EventBus
+    http: httpx.AsyncClient
+    rasa: RasaClient
+    relay: Relay
+    webchat: Any = None
+    messenger: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,132 @@
+"""Settings for the switchboard, read from the environment once per process."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_PATH = REPO_ROOT / "var" / "switchboard.db"
+DEFAULT_GRAPH_URL = "https://graph.facebook.com/v23.0"
+LOCAL_RASA_TOKEN = "local-dev-token"
+
+# Values that are fine on a laptop and never anywhere else.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "secret", "token", "test", "password", "placeholder",
+     "xxx", "todo", LOCAL_RASA_TOKEN}
+)
+
+
+class Settings(BaseSettings):
+    """Everything the switchboard reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore", populate_by_name=True
+    )
+
+    app_env: str = Field(default="local", validation_alias="APP_ENV")
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_SQLITE_PATH}", validation_alias="DATABASE_URL"
+    )
+    db_auto_migrate: bool = Field(default=True, validation_alias="DB_AUTO_MIGRATE")
+    staff_file: Path = Field(
+        default=REPO_ROOT / "data" / "staff.yml", validation_alias="STAFF_FILE"
+    )
+
+    host: str = Field(default="127.0.0.1", validation_alias="SWITCHBOARD_HOST")
+    port: int = Field(default=8000, validation_alias="SWITCHBOARD_PORT")
+    log_level: str = Field(default="info", validation_alias="LOG_LEVEL")
+
+    rasa_url: str = Field(default="http://127.0.0.1:5005", validation_alias="RASA_URL")
+    rasa_token: str = Field(default=LOCAL_RASA_TOKEN, validation_alias="RASA_TOKEN")
+    action_server_url: str = Field(
+        default="http://127.0.0.1:5055", validation_alias="ACTION_SERVER_URL"
+    )
+    rasa_channel_path: str = Field(
+        default="/webhooks/switchboard/webhook", validation_alias="RASA_CHANNEL_PATH"
+    )
+    # A turn that takes longer than this gets the holding reply and is retried later.
+    rasa_timeout_s: float = Field(default=10.0, validation_alias="RASA_TIMEOUT_S")
+    rasa_connect_timeout_s: float = Field(default=2.0, validation_alias="RASA_CONNECT_TIMEOUT_S")
+    relay_retry_base_s: float = Field(default=2.0, validation_alias="RELAY_RETRY_BASE_S")
+    relay_retry_max_s: float = Field(default=60.0, validation_alias="RELAY_RETRY_MAX_S")
+    relay_poll_s: float = Field(default=1.0, validation_alias="RELAY_POLL_S")
+    health_timeout_s: float = Field(default=2.0, validation_alias="HEALTH_TIMEOUT_S")
+
+    messenger_app_secret: str | None = Field(default=None, validation_alias="MESSENGER_APP_SECRET")
+    messenger_verify_token: str | None = Field(
+        default=None, validation_alias="MESSENGER_VERIFY_TOKEN"
+    )
+    messenger_page_token: str | None = Field(default=None, validation_alias="MESSENGER_PAGE_TOKEN")
+    messenger_graph_url: str = Field(
+        default=DEFAULT_GRAPH_URL, validation_alias="MESSENGER_GRAPH_URL"
+    )
+    messenger_app_id: str | None = Field(default=None, validation_alias="MESSENGER_APP_ID")
+    messenger_timeout_s: float = Field(default=10.0, validation_alias="MESSENGER_TIMEOUT_S")
+    messenger_max_retries: int = Field(default=3, validation_alias="MESSENGER_MAX_RETRIES")
+    messenger_backoff_s: float = Field(default=0.5, validation_alias="MESSENGER_BACKOFF_S")
+
+    default_language: str = Field(default="en", validation_alias="DEFAULT_LANGUAGE")
+    max_body_bytes: int = Field(default=256 * 1024, validation_alias="MAX_BODY_BYTES")
+    max_message_chars: int = Field(default=4000, validation_alias="MAX_MESSAGE_CHARS")
+    webchat_dedup_s: float = Field(default=2.0, validation_alias="WEBCHAT_DEDUP_S")
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_outside_local(self) -> Settings:
+        if self.is_local:
+            return self
+        bad = []
+        if self.rasa_token.strip().lower() in PLACEHOLDER_SECRETS:
+            bad.append("RASA_TOKEN")
+        for name in ("messenger_app_secret", "messenger_verify_token", "messenger_page_token"):
+            value = getattr(self, name)
+            if value is not None and value.strip().lower() in PLACEHOLDER_SECRETS:
+                bad.append(name.upper())
+        if bad:
+            raise ValueError(
+                f"APP_ENV={self.app_env!r}: placeholder or empty secrets refused: {', '.join(bad)}"
+            )
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return self.app_env == "local"
+
+    @property
+    def messenger_enabled(self) -> bool:
+        return bool(
+            self.messenger_app_secret and self.messenger_verify_token and self.messenger_page_token
+        )
+
+    @property
+    def messenger_missing(self) -> list[str]:
+        names = {
+            "MESSENGER_APP_SECRET": self.messenger_app_secret,
+            "MESSENGER_VERIFY_TOKEN": self.messenger_verify_token,
+            "MESSENGER_PAGE_TOKEN": self.messenger_page_token,
+        }
+        return [k for k, v in names.items() if not v]
+
+    @property
+    def action_server_base(self) -> str:
+        url = self.action_server_url.rstrip("/")
+        return url[: -len("/webhook")] if url.endswith("/webhook") else url
+
+    @property
+    def database_kind(self) -> Literal["sqlite", "postgresql", "other"]:
+        if self.database_url.startswith("sqlite"):
+            return "sqlite"
+        if self.database_url.startswith("postgresql"):
+            return "postgresql"
+        return "other"
+
+
+def get_settings(**overrides) -> Settings:
+    """Read the settings from the environment (plus explicit overrides, for tests)."""
+    return Settings(**overrides)

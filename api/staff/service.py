@@ -1,0 +1,63 @@
+"""Staff: seeding from staff.yml and look-ups (no commits here)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.enums import StaffRole
+from api.staff.models import Staff
+
+log = logging.getLogger(__name__)
+
+
+def load_team(*, path: Path) -> list[dict[str, Any]]:
+    """Read the ``team`` list of a staff.yml file."""
+    with path.open(encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh) or {}
+    team = doc.get("team") or []
+    if not isinstance(team, list):
+        raise ValueError(f"{path}: 'team' must be a list")
+    return team
+
+
+def get_by_handle(*, session: Session, handle: str) -> Staff | None:
+    """Find a staff member by handle."""
+    return session.scalar(select(Staff).where(Staff.handle == handle))
+
+
+def seed(*, session: Session, team: list[dict[str, Any]]) -> tuple[int, int]:
+    """Create or update staff from a team list (passwords and presence are left alone).
+
+    Returns ``(created, updated)``.
+    """
+    created = updated = 0
+    for person in team:
+        handle = str(person["handle"])
+        values = {
+            "name": str(person["name"]),
+            "title": str(person.get("title") or ""),
+            "role": StaffRole(person.get("role", "staff")),
+            "skills": [str(s) for s in person.get("skills") or []],
+            "languages": [str(s) for s in person.get("languages") or []],
+            "capacity": int(person.get("capacity", 5)),
+            "shifts": [str(s) for s in person.get("shifts") or []],
+        }
+        staff = get_by_handle(session=session, handle=handle)
+        if staff is None:
+            session.add(Staff(handle=handle, **values))
+            created += 1
+        else:
+            changed = False
+            for key, value in values.items():
+                if getattr(staff, key) != value:
+                    setattr(staff, key, value)
+                    changed = True
+            updated += int(changed)
+    session.flush()
+    return created, updated

@@ -1,0 +1,281 @@
+"""The one public interface the switchboard calls: ``Triage.load`` at startup, then per fan message
+``before_bot`` (safety, emotion, lexicon, language; safety => skip the bot) and ``after_bot``
+(with the bot's parse and custom items) -> ``Decision``. Pure and deterministic once loaded."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from pathlib import Path
+from typing import Any
+
+import spacy
+import yaml
+from spacy.language import Language
+
+from api.triage.emotion import (
+    EmotionModel,
+    EmotionVerdict,
+    Level,
+    TrajectoryPolicy,
+    has_distress,
+    intensity,
+    trajectory,
+)
+from api.triage.language import LanguageGuesser
+from api.triage.lexicon import Group, Lexicon
+from api.triage.patterns import make_docs
+from api.triage.safety import SafetyMatcher
+from api.triage.schemas import (
+    Assessment,
+    Decision,
+    FanTurn,
+    Priority,
+    Trigger,
+    intent_of,
+)
+from api.triage.text import normalise
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "triage"
+DEFAULT_STAFF_YML = REPO_ROOT / "data" / "staff.yml"
+
+# staff.yml's topics and priorities, used when no staff.yml is given (kept equal by a test).
+DEFAULT_TOPICS: dict[str, Priority] = {
+    "safety": Priority.URGENT, "medical": Priority.URGENT, "harassment": Priority.URGENT,
+    "lost_person": Priority.URGENT, "complaint": Priority.HIGH, "refund": Priority.HIGH,
+    "vip": Priority.NORMAL, "bookings": Priority.NORMAL, "press": Priority.LOW,
+    "artists": Priority.LOW, "lost_property": Priority.NORMAL, "accessibility": Priority.NORMAL,
+    "tickets": Priority.NORMAL, "general": Priority.NORMAL,
+}
+# When several owned topics show up in one message, the first here labels the thread.
+OWNED_ORDER: tuple[str, ...] = ("complaint", "refund", "vip", "bookings", "press", "artists")
+# The bot's intents that name an evident subject for "I want a person".
+INTENT_TOPICS: dict[str, str] = {
+    "refunds": "refund", "vip_tables": "vip", "press_enquiry": "press",
+    "artist_booking": "artists", "lost_eticket": "tickets", "name_change": "tickets",
+    "ticket_prices": "tickets", "where_to_buy": "tickets", "early_bird": "tickets",
+    "group_discount": "tickets", "report_lost_item": "lost_property",
+    "lost_property_info": "lost_property", "accessibility": "accessibility",
+}
+FALLBACK_INTENTS = frozenset({"nlu_fallback", "out_of_scope"})
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Thresholds of the non-safety triggers (safety always hands off)."""
+
+    low_confidence: float = 0.55  # = config.yml's FallbackClassifier threshold
+    fallback_streak: int = 2  # fallback / low confidence this many turns in a row
+    repeat_ratio: float = 0.8  # difflib ratio to a recent message that counts as repeating
+    repeat_overlap: float = 0.9  # share of the shorter message's words found in the other
+    repeat_jaccard: float = 0.6
+    repeat_window: int = 3
+    repeat_min_words: int = 3  # "yes" twice is not repeating oneself
+    several_cases: int = 2  # distinct person-only requests in one message
+    trajectory: TrajectoryPolicy = field(default_factory=TrajectoryPolicy)
+
+
+def load_topics(staff_yml: Path) -> dict[str, Priority]:
+    """Topic -> priority from staff.yml."""
+    data = yaml.safe_load(staff_yml.read_text()) or {}
+    return {name: Priority(spec["priority"]) for name, spec in (data.get("topics") or {}).items()}
+
+
+def blank_pipeline(lang: str) -> Language:
+    """A blank pipeline with the lookup lemmatizer (tables from spacy-lookups-data)."""
+    nlp = spacy.blank(lang)
+    nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
+    nlp.initialize()
+    return nlp
+
+
+class Triage:
+    """Loaded once at startup; every method after that is pure given the loaded model."""
+
+    def __init__(self, *, pipelines: Mapping[str, Language], model: EmotionModel | None,
+                 languages: LanguageGuesser, topics: Mapping[str, Priority],
+                 policy: Policy | None = None) -> None:
+        self.pipelines = dict(pipelines)
+        self.safety = SafetyMatcher(self.pipelines)
+        self.lexicon = Lexicon(self.pipelines)
+        self.model = model
+        self.languages = languages
+        self.topics = dict(topics)
+        self.policy = policy or Policy()
+
+    @classmethod
+    def load(cls, model_dir: Path | None = DEFAULT_MODEL_DIR, *,
+             staff_yml: Path | None = DEFAULT_STAFF_YML, policy: Policy | None = None,
+             require_model: bool = True) -> Triage:
+        """Load the spaCy pipelines, the emotion model and lingua. Without a model (and with
+        ``require_model=False``) emotion scores are 0 and ``ready`` is False."""
+        model: EmotionModel | None = None
+        if model_dir is not None:
+            try:
+                model = EmotionModel.load(Path(model_dir))
+            except FileNotFoundError:
+                if require_model:
+                    raise
+                log.warning("triage: no emotion model in %s; emotion trigger off", model_dir)
+        topics = load_topics(staff_yml) if staff_yml and staff_yml.is_file() else DEFAULT_TOPICS
+        return cls(pipelines={lang: blank_pipeline(lang) for lang in ("en", "es")}, model=model,
+                   languages=LanguageGuesser(), topics=topics, policy=policy)
+
+    # --- health ------------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+    def health(self) -> dict[str, Any]:
+        """For /healthz: ready once the emotion model is loaded."""
+        meta = self.model.meta if self.model else None
+        return {"ready": self.ready, "model_stamp": meta.stamp if meta else None,
+                "model_data": list(meta.data) if meta else [],
+                "threshold": meta.threshold if meta else None}
+
+    # --- per message -----------------------------------------------------------------------------
+    def before_bot(self, text: str, history: Sequence[FanTurn] = ()) -> Assessment:
+        """Triage one fan message before the bot sees it (history: earlier fan messages)."""
+        norm = normalise(text)
+        docs = make_docs(self.pipelines, norm)
+        safety = self.safety.match(text, norm, docs)
+        lexicon = self.lexicon.match(text, norm, docs)
+        negative = self.model.score(text) if self.model else 0.0
+        previous = [self._negative(turn) for turn in history]
+        emotion = self._emotion(text, norm.text.split(), negative, previous, lexicon)
+        return Assessment(
+            language=self.languages.guess(text, [t.text for t in history]),
+            safety=safety, lexicon=lexicon, negative=negative, emotion=emotion,
+            repeated=repeats(norm.text, [normalise(t.text).text for t in history], self.policy),
+            history_parses=tuple(t.parse for t in history),
+        )
+
+    def after_bot(self, assessment: Assessment, parse: Any = None,
+                  history_parses: Sequence[Any] | None = None,
+                  bot_custom_items: Iterable[Mapping[str, Any]] = ()) -> Decision:
+        """The decision for this turn, given what the bot made of it (nothing when skipped)."""
+        parses = assessment.history_parses if history_parses is None else tuple(history_parses)
+        return decide(assessment, parse, parses, list(bot_custom_items), self.topics, self.policy)
+
+    def assess_and_decide(self, text: str, history: Sequence[FanTurn] = (), parse: Any = None,
+                          bot_custom_items: Iterable[Mapping[str, Any]] = ()) -> Decision:
+        """Both steps at once (benchmarks, tests)."""
+        assessment = self.before_bot(text, history)
+        return self.after_bot(assessment, parse, None, bot_custom_items)
+
+    # --- helpers ---------------------------------------------------------------------------------
+    def _negative(self, turn: FanTurn) -> float:
+        if turn.negative is not None:
+            return turn.negative
+        return self.model.score(turn.text) if self.model else 0.0
+
+    def _emotion(self, text: str, words: list[str], negative: float, previous: list[float],
+                 lexicon: Any) -> EmotionVerdict:
+        if self.model is None:
+            return EmotionVerdict(0.0, Level.CALM, None)
+        return trajectory(negative, previous, self.model.meta.threshold,
+                          grievance=bool(lexicon.grievance), distress=has_distress(words),
+                          intense=intensity(text), policy=self.policy.trajectory)
+
+
+def repeats(current: str, previous: Sequence[str], policy: Policy) -> bool:
+    """The fan says again what they said in one of their last few messages (same characters,
+    or nearly the same words: "what time do doors open?" / "what time do the doors open??")."""
+    words = _words(current)
+    if len(words) < policy.repeat_min_words:
+        return False
+    for p in previous[-policy.repeat_window:]:
+        if SequenceMatcher(None, current, p).ratio() >= policy.repeat_ratio:
+            return True
+        other = _words(p)
+        if other and len(words & other) / min(len(words), len(other)) >= policy.repeat_overlap \
+                and len(words & other) / len(words | other) >= policy.repeat_jaccard:
+            return True
+    return False
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in text.split() if any(ch.isalnum() for ch in w)}
+
+
+def struggling(parse: Any, policy: Policy) -> bool:
+    """The bot did not understand this turn (fallback intent or low confidence)."""
+    name, confidence = intent_of(parse)
+    if name is None:
+        return False
+    low = confidence is not None and confidence < policy.low_confidence
+    return name in FALLBACK_INTENTS or low
+
+
+def bot_requests(items: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(topic, reason) of every ``{"handoff_request": {...}}`` among the bot's custom items."""
+    out: list[tuple[str, str]] = []
+    for item in items:
+        custom = item.get("custom", item) if isinstance(item, Mapping) else None
+        request = custom.get("handoff_request") if isinstance(custom, Mapping) else None
+        if isinstance(request, Mapping):
+            out.append((str(request.get("topic") or "general"),
+                        str(request.get("reason") or "the bot asked for a person")))
+    return out
+
+
+def decide(a: Assessment, parse: Any, history_parses: Sequence[Any],
+           bot_items: Sequence[Mapping[str, Any]], topics: Mapping[str, Priority],
+           policy: Policy) -> Decision:
+    """Every trigger that fired adds a reason; the first in this order names the topic:
+    safety -> owned topic (refund, VIP, press, artists, staff complaint) -> the bot's request
+    -> emotion -> the fan asks for a person -> several cases -> repeating -> repeated fallback."""
+    found: list[tuple[Trigger, str, str]] = []  # trigger, topic, reason
+    if a.safety.topic:
+        found.append((Trigger.SAFETY, a.safety.topic, a.safety.reason or "safety"))
+    owned = {r.topic: r.quote for r in a.lexicon.owned}
+    for topic in (t for t in OWNED_ORDER if t in owned):
+        found.append((Trigger.OWNED_TOPIC, topic, f"{topic}: '{owned[topic]}'"))
+    for topic, reason in bot_requests(bot_items):
+        found.append((Trigger.BOT_REQUEST, topic, f"bot: {reason}"))
+    if a.emotion.handoff:
+        distress = "distress" in (a.emotion.reason or "")
+        found.append((Trigger.EMOTION, "safety" if distress else "complaint",
+                      a.emotion.reason or "emotion"))
+    evident = _evident_topic(a, parse)
+    if a.lexicon.explicit:
+        quote = a.lexicon.of(Group.EXPLICIT)[0].quote
+        found.append((Trigger.EXPLICIT, evident or "general", f"asked for a person: '{quote}'"))
+    cases = a.lexicon.distinct(Group.CASE)
+    case_quotes = [r.quote for r in a.lexicon.of(Group.CASE)]
+    if len(set(case_quotes)) >= policy.several_cases:
+        quoted = " + ".join(f"'{q}'" for q in dict.fromkeys(case_quotes))
+        found.append((Trigger.SEVERAL_CASES, cases[0], f"several requests: {quoted}"))
+    if a.repeated:
+        found.append((Trigger.REPEATED, evident or "general", "the fan is repeating themselves"))
+    streak = [parse, *reversed(history_parses)][:policy.fallback_streak]
+    if len(streak) == policy.fallback_streak and all(struggling(p, policy) for p in streak):
+        found.append((Trigger.FALLBACK, evident or "general",
+                      f"the bot did not understand {policy.fallback_streak} times in a row"))
+    if not found:
+        return Decision(False, None, None, [], a.language)
+    trigger, topic, _ = found[0]
+    topic = topic if topic in topics else "general"
+    priority = Priority.URGENT if trigger is Trigger.SAFETY else topics.get(topic, Priority.NORMAL)
+    return Decision(True, topic, priority, [r for _, _, r in found], a.language,
+                    tuple(dict.fromkeys(t for t, _, _ in found)))
+
+
+def _evident_topic(a: Assessment, parse: Any) -> str | None:
+    """The subject of the thread when the fan asks for a person: owned, case, or the intent."""
+    for topic in OWNED_ORDER:
+        if any(r.topic == topic for r in a.lexicon.owned):
+            return topic
+    cases = a.lexicon.distinct(Group.CASE)
+    if cases:
+        return cases[0]
+    name, _ = intent_of(parse)
+    if name in INTENT_TOPICS:
+        return INTENT_TOPICS[name]
+    named = [r.topic for r in a.lexicon.of(Group.SUBJECT) if r.topic in DEFAULT_TOPICS]
+    return named[0] if named else None

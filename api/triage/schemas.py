@@ -1,0 +1,95 @@
+"""What triage takes and returns: plain frozen dataclasses the switchboard stores as it likes."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.triage.emotion import EmotionVerdict
+from api.triage.lexicon import LexiconResult
+from api.triage.safety import SafetyResult
+
+
+class Priority(str, enum.Enum):
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class Trigger(str, enum.Enum):
+    """Why a thread went to a person (the architecture note's handoff triggers)."""
+
+    SAFETY = "safety"
+    OWNED_TOPIC = "owned_topic"  # refund dispute, VIP booking, press, artists, staff complaint
+    BOT_REQUEST = "bot_request"  # the bot's {"handoff_request": ...}
+    EMOTION = "emotion"
+    EXPLICIT = "explicit"  # the fan asked for a person
+    SEVERAL_CASES = "several_cases"
+    REPEATED = "repeated"
+    FALLBACK = "fallback"  # repeated nlu_fallback / out_of_scope / low confidence
+
+
+@dataclass(frozen=True)
+class FanTurn:
+    """One earlier fan message of this conversation (history is oldest first, most recent last).
+
+    ``parse`` is the bot's NLU parse result for it when known (Rasa's dict, or any object with
+    ``intent.name`` / ``intent.confidence``); ``negative`` is the stored ``Assessment.negative``
+    so it is not scored again.
+    """
+
+    text: str
+    parse: Any = None
+    negative: float | None = None
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Everything learnt from the fan's message before the bot sees it."""
+
+    language: str
+    safety: SafetyResult
+    lexicon: LexiconResult
+    negative: float  # the classifier's negative-emotion score, 0..1 (0 without a model)
+    emotion: EmotionVerdict
+    repeated: bool  # much like one of the fan's recent messages
+    history_parses: tuple[Any, ...] = field(default_factory=tuple)
+
+    @property
+    def skip_bot(self) -> bool:
+        """A safety match: do not wait for the bot, go straight to a person."""
+        return self.safety.urgent
+
+
+@dataclass(frozen=True)
+class Decision:
+    handoff: bool
+    topic: str | None  # one of staff.yml's topics when handoff
+    priority: Priority | None
+    reasons: list[str]
+    language: str
+    triggers: tuple[Trigger, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, for storing on the conversation."""
+        return {
+            "handoff": self.handoff, "topic": self.topic,
+            "priority": self.priority.value if self.priority else None,
+            "reasons": list(self.reasons), "language": self.language,
+            "triggers": [t.value for t in self.triggers],
+        }
+
+
+def intent_of(parse: Any) -> tuple[str | None, float | None]:
+    """(intent name, confidence) from a Rasa parse dict or a ParseResult-like object."""
+    if parse is None:
+        return None, None
+    intent = parse.get("intent") if isinstance(parse, Mapping) else getattr(parse, "intent", None)
+    if intent is None:
+        return None, None
+    if isinstance(intent, Mapping):
+        return intent.get("name"), intent.get("confidence")
+    return getattr(intent, "name", None), getattr(intent, "confidence", None)

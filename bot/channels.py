@@ -1,0 +1,112 @@
+"""A Rasa input channel for the switchboard: the bot's replies *and* the turn's NLU parse result.
+
+The switchboard triages every turn with the intent and its confidence. Rasa's REST channel returns
+only the replies, and a second ``/model/parse`` call would cost another NLU pass, so this channel
+(a REST channel subclass, mounted at ``/webhooks/switchboard/webhook``) answers
+
+    {"messages": [<what the REST channel returns>], "parse": {intent, entities, intent_ranking},
+     "message_id": "<the id the switchboard gave the message>"}
+
+The switchboard's message id becomes the Rasa user event's ``message_id``, so after a timeout the
+switchboard can look in the tracker to see whether the turn ran before sending it again.
+Plain ``/webhooks/rest/webhook`` stays available for ordinary Rasa clients.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import RestInput
+from rasa.shared.core.events import UserUttered
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_CHARS = 5000
+
+
+class SwitchboardInput(RestInput):
+    @classmethod
+    def name(cls) -> str:
+        return "switchboard"
+
+    def blueprint(
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> Blueprint:
+        webhook = Blueprint("switchboard_webhook", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            try:
+                body = request.json
+            except Exception:  # sanic raises on malformed JSON
+                body = None
+            problem = _invalid(body)
+            if problem:
+                return response.json({"error": problem}, status=400)
+
+            sender_id: str = body["sender"]
+            metadata: dict[str, Any] = dict(body.get("metadata") or {})
+            message_id = str(metadata.get("message_id") or uuid.uuid4().hex)
+            collector = CollectingOutputChannel()
+            message = UserMessage(
+                body["message"],
+                collector,
+                sender_id,
+                input_channel=self.name(),
+                message_id=message_id,
+                metadata=metadata,
+            )
+            try:
+                await on_new_message(message)
+            except Exception:
+                logger.exception("turn failed for sender %s message %s", sender_id, message_id)
+                return response.json({"error": "the bot failed on this turn"}, status=500)
+
+            parse = await _parse_result(request, sender_id, message_id)
+            return response.json(
+                {"messages": collector.messages, "parse": parse, "message_id": message_id}
+            )
+
+        return webhook
+
+
+def _invalid(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    if not isinstance(body.get("sender"), str) or not body["sender"].strip():
+        return "'sender' must be a non-empty string"
+    if not isinstance(body.get("message"), str):
+        return "'message' must be a string"
+    if len(body["message"]) > MAX_MESSAGE_CHARS:
+        return f"'message' is longer than {MAX_MESSAGE_CHARS} characters"
+    if body.get("metadata") is not None and not isinstance(body["metadata"], dict):
+        return "'metadata' must be an object"
+    return None
+
+
+async def _parse_result(request: Request, sender_id: str, message_id: str) -> dict[str, Any]:
+    """The NLU result Rasa stored on this turn's user event."""
+    agent = request.app.ctx.agent
+    tracker = await agent.tracker_store.retrieve(sender_id)
+    if tracker is None:
+        return {}
+    for event in reversed(tracker.events):
+        if isinstance(event, UserUttered) and event.message_id == message_id:
+            parse = dict(event.parse_data)
+            return {
+                "intent": parse.get("intent") or {},
+                "entities": parse.get("entities") or [],
+                "intent_ranking": parse.get("intent_ranking") or [],
+            }
+    return {}

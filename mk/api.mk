@@ -1,0 +1,58 @@
+# The switchboard (api/): environment, assets, services, tests, migrations, benchmark.
+# Included from the top Makefile, which defines VENV_API (.venv) and VENV_BOT (.venv-bot).
+VENV_API ?= .venv
+VENV_BOT ?= .venv-bot
+API_PY := $(VENV_API)/bin/python
+API_STAMP := $(VENV_API)/.api-lock.stamp
+NPM_STAMP := node_modules/.package-lock.stamp
+PG_READY := pg_isready -q -h 127.0.0.1 -p 5432
+REDIS_READY := redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1
+API_PYTEST := $(API_PY) -m pytest tests/api -p no:cacheprovider
+
+.PHONY: api-env npm-assets chromium services test-api test-api-sqlite test-api-postgres \
+	db-upgrade bench-switchboard
+
+# .venv from requirements/api.lock (recreated when the lock changes).
+api-env: $(API_STAMP)
+$(API_STAMP): requirements/api.lock
+	@test -x $(API_PY) || python3 -m venv $(VENV_API)
+	$(API_PY) -m pip install --quiet --disable-pip-version-check -r requirements/api.lock
+	@touch $@
+
+# rasa-webchat 1.0.1 from npm, served by the switchboard (no CDN).
+npm-assets: $(NPM_STAMP)
+$(NPM_STAMP): package-lock.json package.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Debian's Chromium for the browser test (never `playwright install`).
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+
+# PostgreSQL (127.0.0.1:5432, trust auth) and Redis, started when not answering.
+services:
+	@$(PG_READY) || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@for i in $$(seq 1 30); do $(PG_READY) && break; sleep 1; done; $(PG_READY)
+	@$(REDIS_READY) || (mkdir -p /var/lib/redis /var/log/redis && redis-server --daemonize yes \
+		--bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis \
+		--logfile /var/log/redis/ci.log)
+	@for i in $$(seq 1 30); do $(REDIS_READY) && break; sleep 1; done; $(REDIS_READY)
+
+# Whole suite on SQLite (with the real-Rasa end-to-end and browser tests), then again on
+# PostgreSQL without those two (they do not depend on the database backend).
+test-api: api-env npm-assets chromium services
+	$(MAKE) --no-print-directory test-api-sqlite test-api-postgres
+
+test-api-sqlite:
+	SWITCHBOARD_TEST_DB=sqlite $(API_PYTEST) -q
+
+test-api-postgres:
+	SWITCHBOARD_TEST_DB=postgresql $(API_PYTEST) -q -m "not rasa and not browser"
+
+# Migrate the database DATABASE_URL points at (default: SQLite under var/).
+db-upgrade: api-env
+	$(VENV_API)/bin/alembic upgrade head
+
+# Rasa's REST channel directly vs. through the switchboard, same messages, one run.
+bench-switchboard: api-env npm-assets
+	$(API_PY) -m api.bench

@@ -1,0 +1,91 @@
+"""Which Rasa model belongs to the current training data, and train it when missing.
+
+A model is named after a hash of what it is trained from (config.yml, domain.yml and the Rasa
+training files under data/), so `make run` and `make test` retrain only when that changes.
+Facts (data/venue.yml) and answer texts (data/answers.yml) are read by the action server at run
+time and are deliberately not part of the hash: editing them never needs a retrain.
+
+    python scripts/bot_model.py hash | path | ensure [--rasa .venv-bot/bin/rasa]
+
+Plain standard library, so either environment (or the system python) can run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIME_DATA = {"venue.yml", "answers.yml", "staff.yml"}  # read at run time, not trained on
+
+
+def training_files(root: Path = ROOT) -> list[Path]:
+    files = [root / "config.yml", root / "domain.yml"]
+    files += sorted(
+        path for path in (root / "data").rglob("*.yml")
+        if path.name not in RUNTIME_DATA or path.parent != root / "data"
+    )
+    return files
+
+
+def data_hash(root: Path = ROOT) -> str:
+    digest = hashlib.sha256()
+    for path in training_files(root):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def model_path(root: Path = ROOT, models_dir: Path | None = None) -> Path:
+    return (models_dir or root / "models") / f"bot-{data_hash(root)}.tar.gz"
+
+
+def ensure(rasa: str, models_dir: Path | None = None, quiet: bool = True) -> Path:
+    """Train the model for the current data unless it is already there."""
+    target = model_path(models_dir=models_dir)
+    if target.exists():
+        print(f"model up to date: {target.relative_to(ROOT)}")
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    data = [str(path.relative_to(ROOT)) for path in (ROOT / "data").iterdir()
+            if path.is_dir()]
+    command = [rasa, "train", "--config", "config.yml", "--domain", "domain.yml",
+               "--data", *data, "--out", str(target.parent),
+               "--fixed-model-name", target.name.removesuffix(".tar.gz")]
+    if quiet:
+        command.append("--quiet")
+    started = time.monotonic()
+    print(f"training {target.relative_to(ROOT)} ...", flush=True)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+    log_path = ROOT / "var" / "train.log"
+    log_path.parent.mkdir(exist_ok=True)
+    with open(log_path, "w") as log:
+        result = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if result.returncode != 0 or not target.exists():
+        sys.stdout.write(log_path.read_text()[-5000:])
+        raise SystemExit(f"training failed (log: {log_path})")
+    print(f"trained {target.relative_to(ROOT)} in {time.monotonic() - started:.0f} s")
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["hash", "path", "ensure"])
+    parser.add_argument("--rasa", default=str(ROOT / ".venv-bot" / "bin" / "rasa"))
+    parser.add_argument("--models-dir", type=Path, default=None)
+    args = parser.parse_args()
+    if args.command == "hash":
+        print(data_hash())
+    elif args.command == "path":
+        print(model_path(models_dir=args.models_dir))
+    else:
+        ensure(args.rasa, args.models_dir)
+
+
+if __name__ == "__main__":
+    main()

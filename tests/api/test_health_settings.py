@@ -1,0 +1,76 @@
+"""/healthz readiness and the settings rules."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from api.main import create_app
+from api.settings import DEFAULT_GRAPH_URL, Settings
+from tests.api.fakes import free_port
+
+
+async def test_healthz_ready(harness):
+    r = await harness.client.get("/healthz")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok"
+    assert {k: v["ok"] for k, v in body["checks"].items()} == {
+        "database": True, "rasa": True, "action_server": True}
+    assert body["checks"]["rasa"]["model"] == "fake.tar.gz"
+    assert body["messenger"] == "off"
+
+
+async def test_healthz_503_until_rasa_and_actions_answer(make_settings):
+    import httpx
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    app = create_app(make_settings(RASA_URL=dead, ACTION_SERVER_URL=dead + "/webhook"))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as client:
+            r = await client.get("/healthz")
+    assert r.status_code == 503
+    checks = r.json()["checks"]
+    assert checks["database"]["ok"] and not checks["rasa"]["ok"]
+    assert not checks["action_server"]["ok"]
+
+
+async def test_staff_seeded(harness):
+    from api.staff import service as staff
+
+    with harness.services.db.session() as session:
+        noor = staff.get_by_handle(session=session, handle="noor")
+        assert noor.title == "Welfare & safety lead" and "safety" in noor.skills
+        assert noor.presence.value == "offline"
+
+
+def test_defaults(monkeypatch):
+    for name in ("APP_ENV", "DATABASE_URL", "SWITCHBOARD_PORT", "MESSENGER_GRAPH_URL"):
+        monkeypatch.delenv(name, raising=False)
+    s = Settings(_env_file=None)
+    assert s.app_env == "local" and s.port == 8000
+    assert s.database_url.startswith("sqlite:///") and "/var/" in s.database_url
+    assert s.messenger_graph_url == DEFAULT_GRAPH_URL and "/v2" in DEFAULT_GRAPH_URL
+    assert not s.messenger_enabled
+
+
+def test_placeholders_refused_outside_local():
+    with pytest.raises(ValidationError, match="RASA_TOKEN"):
+        Settings(_env_file=None, APP_ENV="production")
+    with pytest.raises(ValidationError, match="MESSENGER_APP_SECRET"):
+        Settings(_env_file=None, APP_ENV="production", RASA_TOKEN="a-real-long-token-value",
+                 MESSENGER_APP_SECRET="changeme")
+    ok = Settings(_env_file=None, APP_ENV="production", RASA_TOKEN="a-real-long-token-value")
+    assert not ok.is_local
+
+
+def test_no_io_at_import():
+    import subprocess
+    import sys
+
+    code = ("import sys, api.main, api.__main__; "
+            "assert 'rasa' not in sys.modules; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"DATABASE_URL": "sqlite:////nonexistent/dir/x.db", "PATH": ""})
+    assert out.stdout.strip() == "ok", out.stderr

@@ -1,0 +1,104 @@
+"""Date resolution with a frozen clock (Europe/Madrid)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from actions import calendar
+from actions.calendar import NightStatus, QueryKind
+from actions.venue import Venue
+
+from .conftest import IN_SEASON_NOW, MADRID, OFF_SEASON_NOW, ROOT
+
+THU_AFTERNOON = OFF_SEASON_NOW  # Thursday 26 November 2026, 16:00
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("who is playing on 17 July 2027", [dt.date(2027, 7, 17)]),
+        ("line up 17th of july?", [dt.date(2027, 7, 17)]),
+        ("what's on july 17", [dt.date(2027, 7, 17)]),
+        ("whats on 17/07/2027", [dt.date(2027, 7, 17)]),
+        ("whats on 17/7", [dt.date(2027, 7, 17)]),
+        ("2027-08-15 party?", [dt.date(2027, 8, 15)]),
+        ("que hay el 15 de agosto", [dt.date(2027, 8, 15)]),
+        ("are you open tonight?", [dt.date(2026, 11, 26)]),
+        ("open 2nite??", [dt.date(2026, 11, 26)]),
+        ("esta noche abris?", [dt.date(2026, 11, 26)]),
+        ("what about tomorrow", [dt.date(2026, 11, 27)]),
+        ("what's on this Saturday", [dt.date(2026, 11, 28)]),
+        ("this thursday", [dt.date(2026, 11, 26)]),
+        ("next Friday", [dt.date(2026, 12, 4)]),
+        ("el próximo viernes", [dt.date(2026, 12, 4)]),
+        ("this weekend", [dt.date(2026, 11, 27), dt.date(2026, 11, 28), dt.date(2026, 11, 29)]),
+        ("are you open on christmas eve", [dt.date(2026, 12, 24)]),
+        ("NYE party?", [dt.date(2026, 12, 31)]),
+        # a date that has passed this year means next year's
+        ("what's on 1 june", [dt.date(2027, 6, 1)]),
+    ],
+)
+def test_dates_resolve_against_the_frozen_clock(text: str, expected: list[dt.date]) -> None:
+    query = calendar.resolve(text, THU_AFTERNOON)
+    assert query.kind is QueryKind.DATES
+    assert list(query.days) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "weekday"),
+    [("how much is Friday?", "friday"), ("what's on Wednesday?", "wednesday"),
+     ("wat about weds", "wednesday"), ("cuanto cuesta el sabado", "saturday"),
+     ("saterday line up", "saturday")],
+)
+def test_a_bare_weekday_means_the_weekly_night(text: str, weekday: str) -> None:
+    query = calendar.resolve(text, THU_AFTERNOON)
+    assert query.kind is QueryKind.WEEKDAY
+    assert query.weekday == weekday
+
+
+def test_no_date_in_text() -> None:
+    assert calendar.resolve("how much are lockers", THU_AFTERNOON).kind is QueryKind.NONE
+
+
+def test_impossible_dates_are_ignored() -> None:
+    assert calendar.resolve("31/02 party", THU_AFTERNOON).kind is QueryKind.NONE
+
+
+def test_tonight_at_4am_is_the_night_still_running() -> None:
+    four_am_saturday = dt.datetime(2027, 7, 17, 4, 0, tzinfo=MADRID)
+    assert calendar.resolve("what's on tonight", four_am_saturday).days == (dt.date(2027, 7, 16),)
+    eight_am = four_am_saturday.replace(hour=8)
+    assert calendar.resolve("what's on tonight", eight_am).days == (dt.date(2027, 7, 17),)
+
+
+def test_this_weekday_from_inside_the_season() -> None:
+    # IN_SEASON_NOW is Thursday 15 July 2027 02:00, i.e. still Wednesday 14's night.
+    assert calendar.resolve("this saturday", IN_SEASON_NOW).days == (dt.date(2027, 7, 17),)
+
+
+@pytest.fixture(scope="module")
+def venue() -> Venue:
+    return Venue.load(ROOT / "data" / "venue.yml")
+
+
+@pytest.mark.parametrize(
+    ("day", "status"),
+    [
+        (dt.date(2026, 11, 26), NightStatus.OFF_SEASON),
+        (dt.date(2027, 5, 27), NightStatus.OFF_SEASON),  # the day before the opening party
+        (dt.date(2027, 5, 28), NightStatus.EVENT),  # opening party
+        (dt.date(2027, 6, 1), NightStatus.CLOSED_DAY),  # a Tuesday in the season
+        (dt.date(2027, 6, 2), NightStatus.WEEKLY),  # a Wednesday
+        (dt.date(2027, 10, 9), NightStatus.EVENT),  # closing party
+        (dt.date(2027, 10, 10), NightStatus.OFF_SEASON),
+    ],
+)
+def test_night_on_follows_the_season_the_closed_days_and_events(venue, day, status) -> None:
+    assert calendar.night_on(venue, day).status is status
+
+
+def test_special_events_override_the_weekly_night(venue) -> None:
+    night = calendar.night_on(venue, dt.date(2027, 7, 17))
+    assert night.event is not None and night.event.name == "Aurora 20th Anniversary"
