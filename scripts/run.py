@@ -128,7 +128,13 @@ def main() -> int:
         log("press Ctrl-C to stop")
 
     status = 0
+    parent = os.getppid()
     while not supervisor.stopping:
+        if os.getppid() != parent:
+            # `make run` itself was killed (make does not pass SIGTERM on to its recipe):
+            # an orphaned supervisor stops everything rather than leave servers behind.
+            log("parent process is gone")
+            break
         name = supervisor.exited()
         if name:
             log(f"{name} exited with status {supervisor.children[name].returncode}")
