@@ -19,8 +19,10 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export RASA_TELEMETRY_ENABLED := false
 export DATASETS_DIR
 
-# The switchboard's targets (api-env, npm-assets, chromium, services, test-api, ...).
+# The switchboard's targets (api-env, npm-assets, chromium, services, test-api, ...) and
+# triage's (train-triage, test-triage, bench-triage, eval-triage).
 -include mk/api.mk
+-include mk/triage.mk
 
 .PHONY: help run test setup bot-env train validate test-bot test-bot-e2e test-conversations test-nlu \
         crossval lint bench bench-bot clean
@@ -52,9 +54,9 @@ train: bot-env
 
 validate: bot-env
 	@$(STAGE) "rasa data validate" --log var/logs/validate.log -- \
-	  $(RASA) data validate --fail-on-warnings
+	  $(RASA) data validate --fail-on-warnings --data $(wildcard data/nlu data/rules data/stories)
 
-run: setup train
+run: setup train $(if $(wildcard mk/triage.mk),train-triage)
 	@python3 scripts/run.py
 
 # --- tests ------------------------------------------------------------------------------------
@@ -62,7 +64,8 @@ run: setup train
 test: setup
 	@rm -f var/stage-times.txt
 	@$(MAKE) --no-print-directory lint validate test-bot train test-conversations test-nlu \
-	  test-bot-e2e $(if $(wildcard mk/api.mk),test-api)
+	  test-bot-e2e $(if $(wildcard mk/triage.mk),train-triage) \
+	  $(if $(wildcard mk/api.mk),test-api)
 	@echo "== stage times =="; column -t -s $$'\t' var/stage-times.txt
 
 lint: bot-env

@@ -88,7 +88,7 @@ def macro_f1(pairs: list[tuple[str, str]]) -> float:
 
 def measure_training() -> dict:
     out = Path(tempfile.mkdtemp(prefix="bench-train-"))
-    data = [str(p.relative_to(ROOT)) for p in (ROOT / "data").iterdir() if p.is_dir()]
+    data = [str(p.relative_to(ROOT)) for p in bot_model.rasa_data_dirs()]
     started = time.monotonic()
     subprocess.run([RASA, "train", "--force", "--quiet", "--config", "config.yml",
                     "--domain", "domain.yml", "--data", *data, "--out", str(out)],
@@ -153,7 +153,7 @@ def crossval_sweep() -> dict:
     (work / "config.yml").write_text(yaml.safe_dump(config))
     started = time.monotonic()
     subprocess.run([RASA, "test", "nlu", "--nlu", "data/nlu", "--config", str(work / "config.yml"),
-                    "--cross-validation", "--folds", "5", "--successes", "--errors",
+                    "--cross-validation", "--folds", "5", "--successes",
                     "--out", str(work / "out")],
                    cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seconds = time.monotonic() - started
@@ -184,13 +184,17 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=500)
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-crossval", action="store_true")
+    parser.add_argument("--skip-servers", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    results: dict = {"model": bot_model.model_path().name, "cpus": os.cpu_count()}
+    # Steps can be re-run on their own: earlier results in --out are kept and updated.
+    results: dict = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results.update({"model": bot_model.model_path().name, "cpus": os.cpu_count()})
     if not args.skip_train:
         results.update(measure_training())
         print(f"training from scratch: {results['train_seconds']} s", flush=True)
-    results.update(measure_servers(args.turns))
+    if not args.skip_servers:
+        results.update(measure_servers(args.turns))
     print(json.dumps({k: v for k, v in results.items() if "misses" not in k}, indent=1),
           flush=True)
     if not args.skip_crossval:

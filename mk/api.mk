@@ -38,9 +38,10 @@ services:
 		--logfile /var/log/redis/ci.log)
 	@for i in $$(seq 1 30); do $(REDIS_READY) && break; sleep 1; done; $(REDIS_READY)
 
-# Whole suite on SQLite (with the real-Rasa end-to-end and browser tests), then again on
-# PostgreSQL without those two (they do not depend on the database backend).
-test-api: api-env npm-assets chromium services
+# Whole suite on SQLite (with the real-Rasa end-to-end and browser tests, which need the model
+# `train` keeps current), then again on PostgreSQL without those two (they do not depend on the
+# database backend).
+test-api: api-env npm-assets chromium services train
 	$(MAKE) --no-print-directory test-api-sqlite test-api-postgres
 
 test-api-sqlite:
@@ -53,6 +54,7 @@ test-api-postgres:
 db-upgrade: api-env
 	$(VENV_API)/bin/alembic upgrade head
 
-# Rasa's REST channel directly vs. through the switchboard, same messages, one run.
-bench-switchboard: api-env npm-assets
+# Rasa's REST channel directly vs. through the switchboard, same messages, one run
+# (writes var/bench-switchboard.json; a few minutes; only 127.0.0.1 traffic).
+bench-switchboard: api-env npm-assets train
 	$(API_PY) -m api.bench

@@ -21,15 +21,18 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNTIME_DATA = {"venue.yml", "answers.yml", "staff.yml"}  # read at run time, not trained on
+# Rasa's training data. Everything else under data/ (venue.yml, answers.yml, staff.yml, the
+# triage data) is read by other processes at run time and is never passed to `rasa train`.
+RASA_DATA_DIRS = ("nlu", "rules", "stories")
+
+
+def rasa_data_dirs(root: Path = ROOT) -> list[Path]:
+    return [root / "data" / name for name in RASA_DATA_DIRS if (root / "data" / name).is_dir()]
 
 
 def training_files(root: Path = ROOT) -> list[Path]:
     files = [root / "config.yml", root / "domain.yml"]
-    files += sorted(
-        path for path in (root / "data").rglob("*.yml")
-        if path.name not in RUNTIME_DATA or path.parent != root / "data"
-    )
+    files += sorted(path for folder in rasa_data_dirs(root) for path in folder.rglob("*.yml"))
     return files
 
 
@@ -52,8 +55,7 @@ def ensure(rasa: str, models_dir: Path | None = None, quiet: bool = True) -> Pat
         print(f"model up to date: {target.relative_to(ROOT)}")
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    data = [str(path.relative_to(ROOT)) for path in (ROOT / "data").iterdir()
-            if path.is_dir()]
+    data = [str(path.relative_to(ROOT)) for path in rasa_data_dirs()]
     command = [rasa, "train", "--config", "config.yml", "--domain", "domain.yml",
                "--data", *data, "--out", str(target.parent),
                "--fixed-model-name", target.name.removesuffix(".tar.gz")]

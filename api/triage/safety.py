@@ -93,6 +93,8 @@ RULES: tuple[Rule, ...] = (
         "=find $POSS? $PERSON anywhere",
         "where $POSS? $PERSON =is|=are|=went|=gone",
         "where =is|=are|=s|='s $POSS $PERSON",
+        "where =the|=on =hell|=fuck|=earth =is|=are|=s|='s $POSS $PERSON",
+        "where =tf =is|=are|=s|='s $POSS $PERSON",
         "unable to =find $POSS? $PERSON",
     )),
     Rule("lost_friend", "lost_person", "en", (
@@ -106,7 +108,7 @@ RULES: tuple[Rule, ...] = (
         "lost contact with",
     )),
     Rule("friend_unreachable", "lost_person", "en", (
-        "$PERSON =is|=isn't|=are|=s|='s|=keeps|=wo|=won't|=does|=do $NOT? $ANSWER",
+        "$PERSON =is|=isn't|=are|=s|='s|=keeps|=will|=won't|=does|=do $NOT? $ANSWER",
         "$PERSON $NOT $ANSWER",
         "$PERSON =is|=are|=s|='s $NOT =answering|=picking|=replying|=responding",
         "$PERSON phone =is|=s|='s|=went dead|off",
@@ -117,8 +119,27 @@ RULES: tuple[Rule, ...] = (
         "phone =is|=s|='s|=went|~be|~go dead|off",
         "straight to voicemail",
         "=alone =outside",
-        "hours|hour|ages ago",
+        "=for|=in ages|hours|=hrs",
+        "=been? =looking|=searching =for|=everywhere",
+        "$NOT =came|=come|=coming =back",
+        "~be|=its|=it's =been? =ages|=hours|=forever",
+        "=last =seen",
+        "=ages|=hours|=hour =ago",
+        "~be|=been gone",
+        "=will|=won't|=will|=does|=doesn't|=isn't|=is $NOT? =pick|=picking =up",
+        "=wandered|=walked|=ran|=went off",
+        "=left =without =me|=us|=telling|=saying",
+        "$CAN $NOT =reach|=contact",
+        "$CAN $NOT =get =hold =of",
     ), Kind.SUPPORT),
+    # A person of ours + an unreachable hint, in any order, is a missing friend (two supports).
+    Rule("person_ref", "lost_person", "en", (
+        "$POSS * $PERSON",
+        "~lose =track =of",
+    ), Kind.SUPPORT),
+    Rule("lost_track", "lost_person", "en", (
+        "~lose =track =of $POSS? * $PERSON",
+    )),
     Rule("no_encuentro", "lost_person", "es", (
         "$NOT =encuentro|=encontramos|=encuentra|=encuentran|=encontrar $ES_POSS? * $ES_PERSON",
         "$NOT ~encontrar $ES_POSS? * $ES_PERSON",
@@ -140,6 +161,12 @@ RULES: tuple[Rule, ...] = (
         "$NOT ~contestar|~responder|~coger|=contesta|=responde|=coge",
         "movil|telefono =apagado|=muerto",
         "=hace horas",
+        "=se =ha|=han|=fue|=fueron =ido|=marchado|=perdido|=ido",
+        "=se =fue|=fueron",
+        "$NOT =aparece|=aparecen|=vuelve|=vuelven|=esta|=estan",
+    ), Kind.SUPPORT),
+    Rule("persona_ref", "lost_person", "es", (
+        "$ES_POSS $ES_PERSON",
     ), Kind.SUPPORT),
     # --- medical emergencies --------------------------------------------------------------------
     Rule("collapsed", "medical", "en", (
@@ -155,11 +182,14 @@ RULES: tuple[Rule, ...] = (
         "heart attack",
         "chest =pain|=pains",
         "$NOT =waking|=wake =up",
-        "=wo|=won't|=can|$CAN $NOT =wake =her|=him|=them =up?",
+        "=will|=can|=could $NOT =wake =her|=him|=them =up?",
         "$CAN $NOT =stand =up?",
         "=throwing|=throw|~vomit|=being =up? blood",
         "~bleed|bleeding =a? =lot|heavily|badly|everywhere|loads",
         "blood everywhere",
+        "=is|=s|='s|=are|=keeps|~be bleeding",
+        "=fell|=fallen|=falling =down|=off =the? =stairs|=steps|=stage|=balcony",
+        "=heart =is|=s|='s? =racing|=pounding|=beating",
         "=hit|=banged|=bang|=smashed =his|=her|=my|=their =head",
         "~need|=get|=call =an|=a? ambulance|paramedic|paramedics|=medic|=doctor",
         "ambulance",
@@ -170,6 +200,8 @@ RULES: tuple[Rule, ...] = (
         "~break|broken =his|=her|=my? =arm|=leg|=ankle|=wrist|=nose",
         "=medical emergency",
         "turning =blue",
+        "=lips|=face|=skin =are|=is|=look|=looks|=going|=turning|=gone? =blue|=grey|=purple",
+        "$CAN $NOT =stand|=walk|=talk|=speak|=move =properly|=straight|=up",
         "=keeps? =throwing =up|~vomit $CAN? $NOT",
     )),
     Rule("desmayo", "medical", "es", (
@@ -184,9 +216,12 @@ RULES: tuple[Rule, ...] = (
         "=ataque =al =corazon",
         "=sangra|sangrando|~sangrar mucho",
         "=se? =ha? =caido =y $NOT =se? =levanta",
+        "$NOT =se =tiene =en =pie", "$NOT =puede =andar|=hablar|=levantarse|=moverse",
+        "=labios =morados|=azules",
         "=golpe =de =calor",
         "=reaccion alergica",
-        "=dolor =en =el =pecho",
+        "=dolor =en =el =pecho", "=dolor =de =pecho",
+        "=duele =mucho? =el =pecho|=corazon",
         "=vomitando sangre",
         "=medico|=doctor|=sanitario =urgente|=ya|=ahora",
         "=emergencia =medica",
@@ -209,10 +244,14 @@ RULES: tuple[Rule, ...] = (
         "suicidal|suicide",
         "~hurt|~harm|~cut myself",
         "=self =harm|harming",
+        "=thinking|=think|=thought =about|=of ~end|=ending =it|=things|=everything|=my",
+        "=thinking|=think|=thought =about|=of ~kill|=killing|~hurt|=hurting|~harm|=harming =myself",
         "$NOT ~want =to =live|=alive", "$NOT ~want =to =be =here|=alive",
         "=no =reason =to =live",
         "=better =off dead",
-        "=can't|$CAN $NOT =go =on|=do =this =anymore",
+        "$CAN $NOT =go =on",
+        "$CAN $NOT =do =this|=it =anymore",
+        "~want =it =all =to =stop|=end",
     )),
     Rule("distress", "safety", "en", (
         "panic|=panicking|anxiety =attack",
@@ -232,6 +271,7 @@ RULES: tuple[Rule, ...] = (
         "=please|=someone|=somebody|=anyone =help",
         "=there =is|='s|=s =a? fight",
         "=people =are? fighting",
+        "$INTENS? =bad|=horrible|=awful|=scary|=terrible trip|tripping",
     )),
     Rule("distress_hint", "safety", "en", (
         "=help",
@@ -240,7 +280,7 @@ RULES: tuple[Rule, ...] = (
         "=scared",
     ), Kind.SUPPORT),
     Rule("drogado", "safety", "es", (
-        "~drogar|=drogado|=drogada|=drogaron",
+        "~drogar|=drogado|=drogada|=drogaron|=drogao|=drogaos",
         "=echado|=echaron|=echo|=puesto|=pusieron|=metido|=metieron =algo =en $ES_POSS? $ES_DRINK",
         "=algo =en $ES_POSS $ES_DRINK",
         "=burundanga|=extasis|=ghb",
@@ -280,7 +320,7 @@ RULES: tuple[Rule, ...] = (
         "~stalk|stalking",
         "=being|=getting|=been ~follow|followed",
         "=follow|=followed|following|=follows =me|=us|=her|=my",
-        "=won't|=wo|=doesnt|=does|=will $NOT? =leave =me|=us|=her =alone",
+        "=won't|=will|=doesnt|=does|=will $NOT? =leave =me|=us|=her =alone",
         "~flash|flashed =me|=us|=her",
         "~attack|attacked =me|=us|=her|=him|=my",
         "~threaten|threatened =me|=us|=her|=him|=to",
@@ -288,6 +328,10 @@ RULES: tuple[Rule, ...] = (
         "=spat|=spit =on|=at =me|=us|=her",
         "~film|~record =me|=us|=her =without",
         "upskirt|upskirting",
+        "~try|=trying|=tried|=keeps|=kept =to? ~kiss|=kissing|~touch|~grab =me|=her|=us|=my",
+        "~kiss|kissed =me|=her =without|=against",
+        "~expose|exposed|exposing =himself|=themselves|=his",
+        "~flash|flashing =his|=us|=me|=her",
         "=sexual =assault|=harassment",
         "=creep|creepy =guy|=man|=men|=bloke =is? =following|~touch|=won't|=keeps",
         "=feel|=felt ~be? =up",
@@ -296,10 +340,34 @@ RULES: tuple[Rule, ...] = (
         "=hit|=punched|=slapped|=kicked|=beat|=beaten|~punch|~slap =me|=us|=her|=him|=my",
         "=beat|=beaten =me|=him|=her|=us? up",
     ), unless_next=("out", "off")),  # "kicked me out" is an ejection: a complaint, not assault
+    # Someone + a pestering hint, in any order (two supports).
+    Rule("harasser_ref", "harassment", "en", (
+        "=guy|=man|=men|=bloke|=creep|=dude|=someone|=somebody|=stranger|=lads|=group",
+    ), Kind.SUPPORT),
+    Rule("pester_hint", "harassment", "en", (
+        "=won't|=wont|=will|=doesn't|=does $NOT? =stop|=go|=leave",
+        "~rub|rubbing =against|=up|=on|=himself",
+        "=against =me|=us|=her",
+        "bothering|pestering|=hassling|~hassle =me|=us|=her",
+        "uncomfortable", "=staring =at =me|=us|=her",
+        "~corner|cornered =me|=us|=her",
+    ), Kind.SUPPORT),
+    Rule("acosador_ref", "harassment", "es", (
+        "=chico|=tio|=tipo|=hombre|=senor|=alguien|=pavo|=grupo|=chicos|=tios",
+    ), Kind.SUPPORT),
+    Rule("molestia_hint", "harassment", "es", (
+        "=molestando|=molesta|=agobiando|=incomodando|=acercando|=restregando|=rozando",
+        "$NOT =se =va|=para|=deja|=van",
+        "=incomoda|=incomodo|=incomodas",
+    ), Kind.SUPPORT),
     Rule("acoso", "harassment", "es", (
         "~acosar|acosando|=acoso|acosado|acosada",
         "=me|=nos|=la|=le|=les =ha|=han? ~tocar|=toco|=tocado|=tocando|=manoseado|~manosear",
         "=me|=nos|=la|=le =esta|=estan|=ha|=han? ~seguir|=siguiendo|~perseguir|=persiguiendo",
+        "=me|=nos|=la|=le =ha|=han? =seguido|=perseguido",
+        "=intentado|=intenta|=intento =besarme|=tocarme|=besarla|=tocarla",
+        "=se =ha? =bajado =los =pantalones",
+        "=metido|=meter|=meten|=metio|=metiendo =mano", "=ensenando|=enseno =sus? =partes",
         "=me|=nos|=la|=le|=les =ha|=han? ~agredir|=agredido|=agredida|=pegado|=pegaron|=pego|=pegando",
         "~agredir|agresion|=agresion",
         "~violar|violacion|=abuso|~abusar",
@@ -325,6 +393,12 @@ def resolve(found: Sequence[Found], quote: Callable[[int, int], str]
     """Pick the topic from the triggers; supports only join a reason a trigger started.
     Overlapping matches are quoted once ("having a panic attack", not two halves)."""
     triggered = {rule.topic for _, _, rule in found if rule.kind is Kind.TRIGGER}
+    # Two different supporting rules of one topic ("my friend" + "won't pick up") also fire it.
+    supports: dict[str, set[str]] = {}
+    for _, _, rule in found:
+        if rule.kind is Kind.SUPPORT:
+            supports.setdefault(rule.topic, set()).add(rule.name)
+    triggered |= {topic for topic, names in supports.items() if len(names) >= 2}
     if not triggered:
         return SafetyResult(topic=None)
     topic = next(t for t in TOPIC_ORDER if t in triggered)
