@@ -159,24 +159,21 @@ def _describe_named(ctx: Context, named) -> list[str]:
 
 
 def _describe_weekday(ctx: Context, weekday: str) -> list[str]:
-    night = ctx.venue.weekly_nights.get(weekday)
-    if night is None or weekday in ctx.venue.closed_on:
-        return ctx.with_season_note(
-            "weekday_closed", [ctx.say("weekday_closed", weekday_cap=weekday.capitalize())]
-        )
-    values = _weekly_values(ctx, night)
-    return ctx.with_season_note("weekday_night", [ctx.say("weekday_night", **values)])
+    return _weekday_answer(ctx, weekday, "weekday_night")
 
 
 def _weekday_prices(ctx: Context, weekday: str) -> list[str]:
+    return _weekday_answer(ctx, weekday, "ticket_prices_weekday")
+
+
+def _weekday_answer(ctx: Context, weekday: str, key: str) -> list[str]:
+    """A weekday's weekly night told with answer ``key``, or that we never open that day."""
     night = ctx.venue.weekly_nights.get(weekday)
     if night is None or weekday in ctx.venue.closed_on:
-        return ctx.with_season_note(
-            "weekday_closed", [ctx.say("weekday_closed", weekday_cap=weekday.capitalize())]
-        )
-    values = _weekly_values(ctx, night)
-    texts = [ctx.say("ticket_prices_weekday", **values)]
-    return ctx.with_season_note("ticket_prices_weekday", texts)
+        key, values = "weekday_closed", {"weekday_cap": weekday.capitalize()}
+    else:
+        values = _weekly_values(ctx, night)
+    return ctx.with_season_note(key, [ctx.say(key, **values)])
 
 
 def _describe_days(ctx: Context, days: tuple[dt.date, ...]) -> list[str]:

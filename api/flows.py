@@ -26,6 +26,8 @@ from api.enums import (
     SenderType,
 )
 from api.events import Event, publish_on_commit
+from api.handoff import service as handoff
+from api.handoff.service import Desk
 from api.lost_property import service as lost_property
 from api.relay.schemas import BotTurn
 
@@ -89,6 +91,15 @@ class Received:
 
 
 @dataclass(frozen=True)
+class HistoryTurn:
+    """An earlier fan message, for triage: its text, the bot's parse, its stored score."""
+
+    text: str
+    parse: dict[str, Any] | None
+    negative: float | None
+
+
+@dataclass(frozen=True)
 class PendingTurn:
     id: int
     uid: str
@@ -96,6 +107,7 @@ class PendingTurn:
     attempts: int  # counted attempts (a claimed turn includes the one about to run)
     next_relay_at: dt.datetime | None
     claimed: bool = False  # this attempt is already counted: call Rasa straight away
+    history: tuple[HistoryTurn, ...] = ()  # the fan's previous messages, oldest first
 
 
 def out_ref(msg: Message) -> OutgoingRef:
@@ -202,13 +214,32 @@ def pending_turns(
     return ConversationRef.of(conversation), [_pending(r) for r in rows]
 
 
-def _pending(row: Message, *, claimed: bool = False) -> PendingTurn:
+def _pending(row: Message, *, claimed: bool = False,
+             history: tuple[HistoryTurn, ...] = ()) -> PendingTurn:
     return PendingTurn(row.id, row.uid, row.text or "", row.relay_attempts, row.next_relay_at,
-                       claimed)
+                       claimed, history)
+
+
+def fan_history(session: Session, *, conversation_id: int, before_id: int,
+                limit: int = 5) -> tuple[HistoryTurn, ...]:
+    """The fan's last ``limit`` text messages before ``before_id`` that were the bot's to
+    handle, oldest first (messages a person received while owning the thread are theirs: a fan
+    asking the bot again after a handback is not repeating themselves)."""
+    rows = session.execute(
+        select(Message.text, Message.parse, Message.negative)
+        .where(Message.conversation_id == conversation_id, Message.kind == MessageKind.incoming,
+               Message.sender_type == SenderType.fan, Message.id < before_id,
+               Message.text.is_not(None),
+               Message.relay_status.in_([RelayStatus.answered, RelayStatus.pending,
+                                         RelayStatus.skipped]))
+        .order_by(Message.id.desc())
+        .limit(limit)
+    ).all()
+    return tuple(HistoryTurn(t, p, n) for t, p, n in reversed(rows))
 
 
 def claim_next_turn(
-    session: Session, *, conversation_id: int
+    session: Session, *, conversation_id: int, history: int = 5
 ) -> tuple[ConversationRef | None, PendingTurn | None]:
     """The conversation's oldest message waiting for the bot, in one unit of work.
 
@@ -220,13 +251,16 @@ def claim_next_turn(
     if conversation is None or not rows:
         return conversation, None
     head = rows[0]
+    past = fan_history(session, conversation_id=conversation_id, before_id=head.id,
+                       limit=history) if history else ()
     due = head.next_relay_at is None or head.next_relay_at <= utcnow()
     if head.attempts > 0 or not due:
-        return conversation, head
+        return conversation, PendingTurn(head.id, head.uid, head.text, head.attempts,
+                                         head.next_relay_at, False, past)
     msg = session.get(Message, head.id)
     msg.relay_attempts += 1
     session.commit()
-    return conversation, _pending(msg, claimed=True)
+    return conversation, _pending(msg, claimed=True, history=past)
 
 
 def mark_attempt(session: Session, *, message_id: int) -> None:
@@ -270,14 +304,57 @@ def _button_payload(buttons) -> list[dict[str, Any]]:
 class StoredTurn:
     replies: list[OutgoingRef]
     more_pending: bool  # another fan message of the conversation waits for the bot
+    alert: str | None = None  # an urgent thread nobody can take: text for the alert webhook
+    handoff: dict[str, Any] | None = None
 
 
-def store_turn(session: Session, *, message_id: int, turn: BotTurn) -> StoredTurn:
-    """Store a bot turn: replies for the fan, custom items acted on (never shown)."""
+def _hand_off(
+    session: Session, conversation: Conversation, msg: Message, decision: dict[str, Any],
+    desk: Desk,
+) -> handoff.Routed | None:
+    if not decision.get("handoff") or conversation.status != ConversationStatus.bot:
+        return None
+    handoff.apply_decision(session=session, conversation=conversation, decision=decision,
+                           message_id=msg.id)
+    routed = handoff.route(session=session, conversation=conversation, desk=desk,
+                           actor="triage", reason=", ".join(decision.get("triggers") or [])
+                           or "handoff", reply_to_id=msg.id)
+    log.info("conversation %s handed off: %s (triggers %s)", conversation.id,
+             routed.status.value, ",".join(decision.get("triggers") or []))
+    return routed
+
+
+def safety_turn(
+    session: Session, *, message_id: int, negative: float | None, decision: dict[str, Any],
+    desk: Desk,
+) -> StoredTurn:
+    """A safety match: the bot never sees the message; a person is found at once."""
     msg = session.get(Message, message_id)
     if msg.relay_status != RelayStatus.pending:
         return StoredTurn([], True)
     conversation = msg.conversation
+    msg.relay_status = RelayStatus.skipped
+    msg.relay_error = None
+    msg.next_relay_at = None
+    msg.negative = negative
+    routed = _hand_off(session, conversation, msg, decision, desk)
+    session.commit()
+    replies = [out_ref(routed.reply)] if routed and routed.reply else []
+    return StoredTurn(replies, False, routed.alert if routed else None,
+                      routed.handoff if routed else None)
+
+
+def store_turn(
+    session: Session, *, message_id: int, turn: BotTurn, negative: float | None = None,
+    decision: dict[str, Any] | None = None, desk: Desk | None = None,
+) -> StoredTurn:
+    """Store a bot turn: replies for the fan, custom items acted on (never shown), and when
+    triage says so, the handoff (its text after the bot's, in the same reply)."""
+    msg = session.get(Message, message_id)
+    if msg.relay_status != RelayStatus.pending:
+        return StoredTurn([], True)
+    conversation = msg.conversation
+    msg.negative = negative
     msg.relay_status = RelayStatus.answered
     msg.relay_error = None
     msg.next_relay_at = None
@@ -302,6 +379,11 @@ def store_turn(session: Session, *, message_id: int, turn: BotTurn) -> StoredTur
                     text=item.text, payload=payload, reply_to_id=msg.id,
                 )
             )
+    routed = None
+    if decision is not None and desk is not None:
+        routed = _hand_off(session, conversation, msg, decision, desk)
+        if routed is not None and routed.reply is not None:
+            replies.append(routed.reply)
     publish_on_commit(
         session,
         Event("relay.answered", conversation.id,
@@ -316,7 +398,8 @@ def store_turn(session: Session, *, message_id: int, turn: BotTurn) -> StoredTur
         ).limit(1)
     ) is not None
     session.commit()
-    return StoredTurn([out_ref(r) for r in replies], more)
+    return StoredTurn([out_ref(r) for r in replies], more, routed.alert if routed else None,
+                      routed.handoff if routed else None)
 
 
 def _act_on_custom(

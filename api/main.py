@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from api.auth.router import router as auth_router
 from api.channels.common import BodySizeLimit
 from api.channels.messenger.channel import MessengerChannel
 from api.channels.messenger.router import router as messenger_router
@@ -18,13 +19,17 @@ from api.channels.messenger.send_api import SendApiClient
 from api.channels.rest.router import router as rest_router
 from api.channels.webchat.router import router as webchat_router
 from api.channels.webchat.socket import WebchatChannel
+from api.clock import Clock, SystemClock
+from api.conversations.router import router as conversations_router
 from api.db import Database
 from api.events import EventBus, InProcessEventBus
+from api.handoff.manager import HandoffManager
 from api.health.router import router as health_router
 from api.relay.client import RasaClient
 from api.relay.relay import Relay
 from api.services import Services
-from api.settings import Settings, get_settings
+from api.settings import DEFAULT_DEMO_PASSWORD, Settings, get_settings
+from api.staff.router import router as staff_router
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +57,47 @@ def seed_staff(db: Database, settings: Settings) -> None:
              updated)
 
 
-def create_app(settings: Settings | None = None, *, bus: EventBus | None = None) -> FastAPI:
-    """Build the switchboard app; resources are opened in its lifespan."""
+class DefaultCredentials(RuntimeError):
+    """Outside local mode, staff accounts still have a demo password."""
+
+
+def staff_credentials(db: Database, settings: Settings) -> None:
+    """Local mode: every person gets the demo password (reset at each start). Elsewhere: refuse
+    to start while any account still has a demo password."""
+    from api.auth import service as auth
+
+    with db.session() as session:
+        if settings.is_local:
+            handles = auth.reset_demo_passwords(session=session,
+                                                password=settings.demo_staff_password)
+            session.commit()
+            default = settings.demo_staff_password == DEFAULT_DEMO_PASSWORD
+            log.warning(
+                "local mode: demo staff accounts %s, password %s",
+                ", ".join(handles) or "(none)",
+                f"'{DEFAULT_DEMO_PASSWORD}' (the default; set DEMO_STAFF_PASSWORD to change it)"
+                if default else "from DEMO_STAFF_PASSWORD",
+            )
+            return
+        passwords = {DEFAULT_DEMO_PASSWORD, settings.demo_staff_password}
+        found = sorted({h for p in passwords
+                        for h in auth.accounts_with_password(session=session, password=p)})
+    if found:
+        raise DefaultCredentials(
+            f"APP_ENV={settings.app_env!r}: staff accounts with a demo password refused: "
+            f"{', '.join(found)}; set real passwords first"
+        )
+
+
+def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
+               triage=None, clock: Clock | None = None, timers: bool = True) -> FastAPI:
+    """Build the switchboard app; resources are opened in its lifespan.
+
+    ``triage``: an already loaded :class:`api.triage.Triage` (tests share one); otherwise it is
+    loaded from ``TRIAGE_MODEL_DIR`` in a worker thread at startup (``/healthz`` 503 until then).
+    ``clock``: the handoff timers' clock; ``timers=False`` leaves the timer loop off (tests run
+    rounds themselves).
+    """
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -62,15 +106,18 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None)
         if settings.db_auto_migrate:
             await anyio.to_thread.run_sync(migrate, settings.database_url)
         await anyio.to_thread.run_sync(seed_staff, services.db, settings)
+        await anyio.to_thread.run_sync(staff_credentials, services.db, settings)
         if settings.messenger_enabled:
             log.info("Messenger on (Graph URL %s)", settings.messenger_graph_url)
         else:
             log.warning("Messenger off: %s not set", ", ".join(settings.messenger_missing))
+        await services.handoff.start(timers=timers)
         await services.relay.start()
         try:
             yield
         finally:
             await services.relay.stop()
+            await services.handoff.stop()
             await services.http.aclose()
             services.db.dispose()
 
@@ -93,6 +140,11 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None)
     relay = Relay(db=db, rasa=rasa, settings=settings)
     services = Services(settings=settings, db=db, bus=bus, http=http, rasa=rasa, relay=relay)
     services.webchat = WebchatChannel(db=db, relay=relay, settings=settings)
+    from api.routing.service import load_topics
+
+    topics = load_topics(path=settings.staff_file) if settings.staff_file.is_file() else {}
+    services.handoff = HandoffManager(db=db, settings=settings, clock=clock or SystemClock(),
+                                      topics=topics, http=http, relay=relay, triage=triage)
     if settings.messenger_enabled:
         client = SendApiClient(
             graph_url=settings.messenger_graph_url, page_token=settings.messenger_page_token,
@@ -111,6 +163,9 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None)
     app.include_router(rest_router)
     app.include_router(messenger_router)
     app.include_router(webchat_router)
+    app.include_router(auth_router)
+    app.include_router(staff_router)
+    app.include_router(conversations_router)
     app.mount("/socket.io", services.webchat.asgi_app())
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     return app

@@ -24,4 +24,5 @@ class Services:
     relay: Relay
     webchat: Any = None
     messenger: Any = None
+    handoff: Any = None  # api.handoff.manager.HandoffManager
     extras: dict[str, Any] = field(default_factory=dict)

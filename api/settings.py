@@ -15,11 +15,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = REPO_ROOT / "var" / "switchboard.db"
 DEFAULT_GRAPH_URL = "https://graph.facebook.com/v23.0"
 LOCAL_RASA_TOKEN = "local-dev-token"
+LOCAL_TOKEN_SECRET = "local-dev-token-secret"
+DEFAULT_DEMO_PASSWORD = "aurora-demo"
 
 # Values that are fine on a laptop and never anywhere else.
 PLACEHOLDER_SECRETS = frozenset(
     {"", "changeme", "change-me", "secret", "token", "test", "password", "placeholder",
-     "xxx", "todo", LOCAL_RASA_TOKEN}
+     "xxx", "todo", LOCAL_RASA_TOKEN, LOCAL_TOKEN_SECRET, DEFAULT_DEMO_PASSWORD}
 )
 
 
@@ -77,6 +79,35 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=4000, validation_alias="MAX_MESSAGE_CHARS")
     webchat_dedup_s: float = Field(default=2.0, validation_alias="WEBCHAT_DEDUP_S")
 
+    # Triage (api/triage/): loaded once at startup, in a worker thread.
+    triage_model_dir: Path = Field(
+        default=REPO_ROOT / "models" / "triage", validation_alias="TRIAGE_MODEL_DIR"
+    )
+    triage_history: int = Field(default=5, validation_alias="TRIAGE_HISTORY")
+
+    # Staff API authentication: signed bearer tokens with an expiry; argon2 password hashes.
+    auth_token_secret: str = Field(
+        default=LOCAL_TOKEN_SECRET, validation_alias="AUTH_TOKEN_SECRET"
+    )
+    auth_token_ttl_s: int = Field(default=12 * 3600, validation_alias="AUTH_TOKEN_TTL_S")
+    # Local mode only: every person in staff.yml gets this password at every start.
+    demo_staff_password: str = Field(
+        default=DEFAULT_DEMO_PASSWORD, validation_alias="DEMO_STAFF_PASSWORD"
+    )
+
+    # Handoff: shifts are local times in this zone; timers look every timer_poll_s.
+    staff_timezone: str = Field(default="Europe/Madrid", validation_alias="STAFF_TIMEZONE")
+    timer_poll_s: float = Field(default=1.0, validation_alias="TIMER_POLL_S")
+    # Slack-compatible incoming webhook for urgent threads nobody suitable can take.
+    alert_webhook_url: str | None = Field(default=None, validation_alias="ALERT_WEBHOOK_URL")
+    alert_timeout_s: float = Field(default=5.0, validation_alias="ALERT_TIMEOUT_S")
+    # Messenger personas (a staff member's name on their messages; reported not to work in the EU).
+    messenger_personas: bool = Field(default=False, validation_alias="MESSENGER_PERSONAS")
+    messenger_page_id: str = Field(default="me", validation_alias="MESSENGER_PAGE_ID")
+    messenger_persona_picture_url: str = Field(
+        default="", validation_alias="MESSENGER_PERSONA_PICTURE_URL"
+    )
+
     @model_validator(mode="after")
     def _refuse_placeholders_outside_local(self) -> Settings:
         if self.is_local:
@@ -84,6 +115,9 @@ class Settings(BaseSettings):
         bad = []
         if self.rasa_token.strip().lower() in PLACEHOLDER_SECRETS:
             bad.append("RASA_TOKEN")
+        secret = self.auth_token_secret.strip()
+        if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16:
+            bad.append("AUTH_TOKEN_SECRET")
         for name in ("messenger_app_secret", "messenger_verify_token", "messenger_page_token"):
             value = getattr(self, name)
             if value is not None and value.strip().lower() in PLACEHOLDER_SECRETS:

@@ -90,6 +90,13 @@ class Conversation(Base):
     last_fan_message_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     assigned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     first_response_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The assignee's first reply (stops the first-response timer).
+    first_response_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The last triage decision that handed the thread off (topic, priority, reasons, language,
+    # triggers): personal data (reasons quote the fan), never logged.
+    triage: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Last time supervisors were alerted that nobody suitable could take this urgent thread.
+    alerted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     identity: Mapped[ChannelIdentity] = relationship(lazy="joined")
@@ -130,6 +137,8 @@ class Message(Base):
     intent: Mapped[str | None] = mapped_column(String(100))
     intent_confidence: Mapped[float | None]
     parse: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Triage's negative-emotion score of a fan message (history is never rescored).
+    negative: Mapped[float | None]
 
     delivery_status: Mapped[DeliveryStatus | None] = mapped_column(enum_column(DeliveryStatus))
     delivery_error: Mapped[str | None] = mapped_column(String(300))

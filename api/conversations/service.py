@@ -347,3 +347,41 @@ def mark_delivery(
         .values(delivery_status=status, delivery_error=error)
         .execution_options(synchronize_session=False)
     )
+
+
+def search(
+    *, session: Session, status: ConversationStatus | None = None, assignee_id: int | None = None,
+    topic: str | None = None, visible_to: int | None = None, limit: int = 100,
+) -> list[Conversation]:
+    """Conversations matching the filters, newest activity first.
+
+    ``visible_to``: a (non-supervisor) staff id — only their own threads and the queue.
+    """
+    query = select(Conversation)
+    if status is not None:
+        query = query.where(Conversation.status == status)
+    if assignee_id is not None:
+        query = query.where(Conversation.assignee_id == assignee_id)
+    if topic is not None:
+        query = query.where(Conversation.topic == topic)
+    if visible_to is not None:
+        query = query.where(
+            (Conversation.assignee_id == visible_to)
+            | (Conversation.status == ConversationStatus.queued)
+        )
+    return list(session.scalars(
+        query.order_by(Conversation.updated_at.desc(), Conversation.id.desc()).limit(limit)
+    ))
+
+
+def transcript(*, session: Session, conversation_id: int) -> list[Message]:
+    """Every message and activity of a conversation, oldest first."""
+    return list(session.scalars(
+        select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)
+    ))
+
+
+def delivery_status(*, session: Session, message_id: int) -> str | None:
+    """The delivery status of one outgoing message."""
+    msg = session.get(Message, message_id)
+    return msg.delivery_status.value if msg and msg.delivery_status else None

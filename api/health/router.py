@@ -47,7 +47,8 @@ async def healthz(services: ServicesDep) -> JSONResponse:
     db, rasa, actions = await asyncio.gather(
         _check_db(services), _check_rasa(services), _check_actions(services)
     )
-    checks = {"database": db, "rasa": rasa, "action_server": actions}
+    checks = {"database": db, "rasa": rasa, "action_server": actions,
+              "triage": services.handoff.health()}
     ready = all(c["ok"] for c in checks.values())
     body = {
         "status": "ok" if ready else "starting",

@@ -54,6 +54,7 @@ class Relay:
         self.failures = 0
         self.recovered = 0
         self.on_idle: list[Callable[[], Awaitable[None]]] = []
+        self.handoff = None  # api.handoff.manager.HandoffManager: triage before and after
 
     # -- scheduling -------------------------------------------------------------------------
     def kick(self, conversation_id: int) -> None:
@@ -104,7 +105,8 @@ class Relay:
             async with lock:
                 while True:
                     conv, head = await self.db.run(
-                        flows.claim_next_turn, conversation_id=conversation_id
+                        flows.claim_next_turn, conversation_id=conversation_id,
+                        history=self.settings.triage_history,
                     )
                     if conv is None or head is None:
                         return
@@ -129,6 +131,18 @@ class Relay:
         }
         attempts = msg.attempts
         first_attempt = msg.claimed or msg.attempts == 0
+        handoff = self.handoff
+        assessment = await handoff.assess(msg.text, msg.history) if handoff else None
+        if assessment is not None and assessment.skip_bot:
+            # Safety: the bot never sees the message; a person is found at once.
+            stored = await self.db.run(
+                flows.safety_turn, message_id=msg.id, negative=assessment.negative,
+                decision=handoff.decide(assessment), desk=handoff.desk(),
+            )
+            if stored.replies:
+                await deliverer.deliver(conversation=conv, messages=stored.replies)
+            handoff.alert(stored.alert)
+            return stored.more_pending
         try:
             turn = None
             if not msg.claimed and attempts > 0:
@@ -160,7 +174,13 @@ class Relay:
                 await deliverer.deliver(conversation=conv, messages=replies)
             return False
         self.turns += 1
-        stored = await self.db.run(flows.store_turn, message_id=msg.id, turn=turn)
+        extra = {}
+        if assessment is not None:
+            extra = {"negative": assessment.negative, "decision": handoff.decide(assessment, turn),
+                     "desk": handoff.desk()}
+        stored = await self.db.run(flows.store_turn, message_id=msg.id, turn=turn, **extra)
         if stored.replies:
             await deliverer.deliver(conversation=conv, messages=stored.replies)
+        if handoff is not None:
+            handoff.alert(stored.alert)
         return stored.more_pending

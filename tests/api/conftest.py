@@ -135,6 +135,21 @@ def bot_settings(make_settings, real_bot):
     return _make
 
 
+@pytest.fixture(scope="session")
+def triage_engine(tmp_path_factory):
+    """One loaded triage for the session: models/triage when trained, else a small model trained
+    here from data/triage only (a few seconds) — never a skip."""
+    from api.triage.engine import DEFAULT_MODEL_DIR, Triage
+    from api.triage.train import META_FILE, TrainConfig, fan_files, train
+
+    model_dir = DEFAULT_MODEL_DIR
+    if not (DEFAULT_MODEL_DIR / META_FILE).is_file():
+        model_dir = tmp_path_factory.mktemp("triage") / "model"
+        train(model_dir, fan=fan_files(), goemotions=None,
+              cfg=TrainConfig(architecture="bow", epochs=10), quiet=True)
+    return Triage.load(model_dir)
+
+
 @pytest.fixture
 def fake_rasa() -> Iterator[FakeRasa]:
     server = FakeRasa().start()
@@ -201,8 +216,8 @@ class AppHarness:
         await self.services.relay.drain(timeout)
 
 
-async def _harness(settings: Settings) -> AsyncIterator[AppHarness]:
-    app = create_app(settings)
+async def _harness(settings: Settings, **app_kw) -> AsyncIterator[AppHarness]:
+    app = create_app(settings, **app_kw)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -210,24 +225,34 @@ async def _harness(settings: Settings) -> AsyncIterator[AppHarness]:
 
 
 @pytest.fixture
-async def harness(make_settings) -> AsyncIterator[AppHarness]:
-    """The app in-process (lifespan run), talking to the fake Rasa."""
-    async for h in _harness(make_settings()):
+def clock():
+    from api.clock import FakeClock
+
+    return FakeClock()
+
+
+@pytest.fixture
+async def harness(make_settings, triage_engine, clock) -> AsyncIterator[AppHarness]:
+    """The app in-process (lifespan run), talking to the fake Rasa; the handoff timers run only
+    when a test calls ``services.handoff.check_timers()`` (fake clock)."""
+    async for h in _harness(make_settings(), triage=triage_engine, clock=clock, timers=False):
         yield h
 
 
 @pytest.fixture
-async def messenger_harness(messenger_settings) -> AsyncIterator[AppHarness]:
-    async for h in _harness(messenger_settings()):
+async def messenger_harness(messenger_settings, triage_engine,
+                            clock) -> AsyncIterator[AppHarness]:
+    async for h in _harness(messenger_settings(), triage=triage_engine, clock=clock,
+                            timers=False):
         yield h
 
 
 class LiveServer:
     """The switchboard under uvicorn on a free 127.0.0.1 port, in a thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, **app_kw) -> None:
         self.port = free_port()
-        self.app = create_app(settings)
+        self.app = create_app(settings, **app_kw)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
                                 lifespan="on")
         self.server = uvicorn.Server(config)
@@ -252,10 +277,29 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(make_settings) -> Iterator[LiveServer]:
-    server = LiveServer(make_settings()).start()
+def live_server(make_settings, triage_engine) -> Iterator[LiveServer]:
+    server = LiveServer(make_settings(), triage=triage_engine).start()
     yield server
     server.stop()
+
+
+DEMO_PASSWORD = "aurora-demo"
+
+
+async def login(client: httpx.AsyncClient, handle: str,
+                password: str = DEMO_PASSWORD) -> dict[str, str]:
+    """Bearer headers for a demo staff account."""
+    r = await client.post("/api/v1/auth/login", json={"handle": handle, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+async def go_online(client: httpx.AsyncClient, headers: dict[str, str],
+                    presence: str = "online") -> dict:
+    r = await client.put("/api/v1/staff/me/presence", json={"presence": presence},
+                         headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()
 
 
 def run_db(services, fn, **kw):

@@ -219,8 +219,16 @@ class FakeGraph(_Server):
     def messages(self) -> list[dict[str, Any]]:
         return [c for c in self.calls if "message" in c["body"]]
 
+    def personas(self) -> list[dict[str, Any]]:
+        return [c for c in self.calls if c["path"].endswith("/personas")]
+
     def handle(self, h, method: str, body: bytes) -> None:
         url = urlparse(h.path)
+        if method == "POST" and url.path.endswith("/personas"):
+            with self.lock:
+                self.calls.append({"path": url.path, "query": parse_qs(url.query),
+                                   "body": json.loads(body)})
+            return h.send_json(200, {"id": "persona_" + uuid.uuid4().hex[:8]})
         if method == "POST" and url.path.endswith("/me/messages"):
             with self.lock:
                 self.calls.append({"path": url.path, "query": parse_qs(url.query),
@@ -234,3 +242,18 @@ class FakeGraph(_Server):
             return h.send_json(200, {"recipient_id": data["recipient"]["id"],
                                      "message_id": "m_" + uuid.uuid4().hex})
         h.send_json(404, {"error": {"message": "unknown path", "code": 803}})
+
+
+class AlertReceiver(_Server):
+    """A Slack-compatible incoming webhook: records the JSON bodies it is sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: list[dict[str, Any]] = []
+
+    def handle(self, h, method: str, body: bytes) -> None:
+        if method == "POST":
+            with self.lock:
+                self.received.append(json.loads(body))
+            return h.send_json(200, {"ok": True})
+        h.send_json(404, {})

@@ -21,8 +21,8 @@ GREETING = re.compile(r"Hey!|Hi there!")  # data/answers.yml `greet`
 
 
 @pytest.fixture
-def switchboard(bot_settings):
-    server = LiveServer(bot_settings()).start()
+def switchboard(bot_settings, triage_engine):
+    server = LiveServer(bot_settings(), triage=triage_engine).start()
     yield server
     server.stop()
 

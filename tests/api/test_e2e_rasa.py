@@ -33,8 +33,8 @@ FAN_KEYS = {"recipient_id", "text", "buttons", "image"}
 
 
 @pytest.fixture
-def switchboard(bot_settings) -> Iterator[LiveServer]:
-    server = LiveServer(bot_settings()).start()
+def switchboard(bot_settings, triage_engine) -> Iterator[LiveServer]:
+    server = LiveServer(bot_settings(), triage=triage_engine).start()
     yield server
     server.stop()
 
@@ -201,7 +201,7 @@ def _gone(url: str, timeout: float = 15) -> None:
     raise AssertionError(f"{url} still answers after SIGKILL")
 
 
-def test_real_rasa_killed_mid_conversation(make_settings, tmp_path):
+def test_real_rasa_killed_mid_conversation(make_settings, triage_engine, tmp_path):
     """Rasa dies: holding reply, message kept; Rasa comes back: answered once, in order."""
     from tests.support.rasa_servers import start_bot_servers
 
@@ -209,7 +209,7 @@ def test_real_rasa_killed_mid_conversation(make_settings, tmp_path):
         server = LiveServer(make_settings(
             RASA_URL=bot.rasa_url, RASA_TOKEN=bot.token, ACTION_SERVER_URL=bot.actions_url,
             RASA_TIMEOUT_S=30, RELAY_RETRY_BASE_S=0.5, RELAY_RETRY_MAX_S=1.0, RELAY_POLL_S=0.2,
-        )).start()
+        ), triage=triage_engine).start()
         restarted = None
         try:
             with httpx.Client(timeout=60) as http:

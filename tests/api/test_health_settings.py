@@ -16,16 +16,17 @@ async def test_healthz_ready(harness):
     body = r.json()
     assert body["status"] == "ok"
     assert {k: v["ok"] for k, v in body["checks"].items()} == {
-        "database": True, "rasa": True, "action_server": True}
+        "database": True, "rasa": True, "action_server": True, "triage": True}
     assert body["checks"]["rasa"]["model"] == "fake.tar.gz"
     assert body["messenger"] == "off"
 
 
-async def test_healthz_503_until_rasa_and_actions_answer(make_settings):
+async def test_healthz_503_until_rasa_and_actions_answer(make_settings, triage_engine):
     import httpx
 
     dead = f"http://127.0.0.1:{free_port()}"
-    app = create_app(make_settings(RASA_URL=dead, ACTION_SERVER_URL=dead + "/webhook"))
+    app = create_app(make_settings(RASA_URL=dead, ACTION_SERVER_URL=dead + "/webhook"),
+                     triage=triage_engine)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://t") as client:
@@ -61,7 +62,10 @@ def test_placeholders_refused_outside_local():
     with pytest.raises(ValidationError, match="MESSENGER_APP_SECRET"):
         Settings(_env_file=None, APP_ENV="production", RASA_TOKEN="a-real-long-token-value",
                  MESSENGER_APP_SECRET="changeme")
-    ok = Settings(_env_file=None, APP_ENV="production", RASA_TOKEN="a-real-long-token-value")
+    with pytest.raises(ValidationError, match="AUTH_TOKEN_SECRET"):
+        Settings(_env_file=None, APP_ENV="production", RASA_TOKEN="a-real-long-token-value")
+    ok = Settings(_env_file=None, APP_ENV="production", RASA_TOKEN="a-real-long-token-value",
+                  AUTH_TOKEN_SECRET="a-real-long-secret-value-0123")
     assert not ok.is_local
 
 

@@ -72,13 +72,20 @@ async def test_buttons_become_quick_replies_and_custom_hidden(widget):
     assert await widget.next() == {"text": "Pick one", "quick_replies": [
         {"content_type": "text", "title": "Tickets", "payload": "/ask_tickets"},
         {"content_type": "text", "title": "Talk to a person", "payload": "/request_human"}]}
-    await widget.say("human now", sid)
-    assert await widget.next() == {"text": "Let me find someone for you."}
-    with pytest.raises(asyncio.TimeoutError):
-        await widget.next(timeout=0.5)  # the handoff_request custom item is never shown
     await widget.say("image", sid)
     assert await widget.next() == {"attachment": {"type": "image",
                                                   "payload": {"src": "https://example.org/map.png"}}}
+
+
+async def test_handoff_request_shows_words_then_the_handoff(widget):
+    sid = await widget.session("qr-2")
+    await widget.say("human now", sid)
+    assert await widget.next() == {"text": "Let me find someone for you."}
+    handoff = await widget.next()
+    assert handoff["metadata"]["handoff"]["status"] == "queued"  # nobody is online
+    assert set(handoff) == {"text", "metadata"} and handoff["text"]
+    with pytest.raises(asyncio.TimeoutError):
+        await widget.next(timeout=0.5)  # the handoff_request custom item is never shown
 
 
 async def test_reload_rejoins_same_conversation(live_server):

@@ -126,3 +126,10 @@ def test_language_guess(text: str, language: str) -> None:
 
 def test_the_switchboard_language_wins() -> None:
     assert detect_language("hola", {"language": "en"}) == "en"
+
+
+def test_a_weekday_we_never_open() -> None:
+    for build in (replies.whats_on, replies.ticket_prices):
+        texts = build(ctx(IN_SEASON_NOW), "what about tuesday?")
+        assert texts == [texts[0]] and "closed on Tuesdays" in texts[0]
+        assert "Nocturne" in texts[0]  # and what the other nights are

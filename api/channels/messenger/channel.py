@@ -28,16 +28,39 @@ class MessengerChannel:
         psid = conversation.external_id
         for message in messages:
             payload = message.payload or {}
+            window = payload.get("messenger") or {}
+            persona_id = None
+            if payload.get("sender") and self.settings.messenger_personas:
+                persona_id = await self._persona(payload["sender"])
             bodies = message_bodies(
                 psid=psid, text=message.text, buttons=payload.get("buttons"),
                 image=payload.get("image"),
                 metadata=service.OUR_METADATA_PREFIX + message.uid,
+                messaging_type=window.get("messaging_type", "RESPONSE"), tag=window.get("tag"),
+                persona_id=persona_id,
             )
             ids = await self.db.run(service.enqueue_sends, message_id=message.id, psid=psid,
                                     bodies=bodies)
             for outbox_id, body in zip(ids, bodies, strict=True):
                 if not await self._send(outbox_id, body):
                     break  # do not send the rest of a reply whose first part failed
+
+    async def _persona(self, sender: dict) -> str | None:
+        """The staff member's persona on the Page, created on first use (None if refused)."""
+        handle = sender.get("handle")
+        persona_id = await self.db.run(service.persona_of, handle=handle)
+        if persona_id:
+            return persona_id
+        try:
+            persona_id = await self.client.create_persona(
+                page_id=self.settings.messenger_page_id, name=str(sender.get("name") or handle),
+                picture_url=self.settings.messenger_persona_picture_url,
+            )
+        except SendError as exc:
+            log.warning("persona for staff %s not created: %s", handle, exc.kind)
+            return None
+        await self.db.run(service.save_persona, handle=handle, persona_id=persona_id)
+        return persona_id
 
     async def _send(self, outbox_id: int, body: dict) -> bool:
         try:

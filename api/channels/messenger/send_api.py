@@ -85,7 +85,7 @@ def quick_replies(buttons: list[dict[str, Any]]) -> list[dict[str, str]]:
 def message_bodies(
     *, psid: str, text: str | None, buttons: list[dict[str, Any]] | None = None,
     image: str | None = None, metadata: str | None = None,
-    messaging_type: str = "RESPONSE", tag: str | None = None,
+    messaging_type: str = "RESPONSE", tag: str | None = None, persona_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """The Send API bodies for one reply: text parts (quick replies on the last), then image."""
     bodies: list[dict[str, Any]] = []
@@ -96,6 +96,8 @@ def message_bodies(
         body = {"recipient": {"id": psid}, "messaging_type": messaging_type, "message": message}
         if tag:
             body["tag"] = tag
+        if persona_id:
+            body["persona_id"] = persona_id
         return body
 
     if text:
@@ -119,7 +121,8 @@ class SendApiClient:
         self, *, graph_url: str, page_token: str, http: httpx.AsyncClient,
         max_retries: int = 3, backoff_s: float = 0.5, timeout_s: float = 10.0,
     ) -> None:
-        self.url = graph_url.rstrip("/") + "/me/messages"
+        self.graph_url = graph_url.rstrip("/")
+        self.url = self.graph_url + "/me/messages"
         self.page_token = page_token
         self.http = http
         self.max_retries = max_retries
@@ -169,6 +172,24 @@ class SendApiClient:
         ) or (code is None and resp.status_code >= 500)
         raise SendError(code, subcode, str(err.get("message") or resp.status_code)[:200],
                         retryable=retryable, status=resp.status_code)
+
+    async def create_persona(self, *, page_id: str, name: str, picture_url: str) -> str:
+        """``POST /{PAGE_ID}/personas`` → the persona id (a person's name on their messages)."""
+        try:
+            resp = await self.http.post(
+                f"{self.graph_url}/{page_id}/personas", params={"access_token": self.page_token},
+                json={"name": name, "profile_picture_url": picture_url}, timeout=self.timeout_s,
+            )
+            data = resp.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise SendError(None, None, type(exc).__name__, retryable=False) from exc
+        if resp.status_code != 200 or not isinstance(data, dict) or not data.get("id"):
+            err = data.get("error") if isinstance(data, dict) else None
+            err = err if isinstance(err, dict) else {}
+            raise SendError(err.get("code"), err.get("error_subcode"),
+                            str(err.get("message") or resp.status_code)[:200], retryable=False,
+                            status=resp.status_code)
+        return str(data["id"])
 
     async def send_action(self, *, psid: str, action: str) -> None:
         """``typing_on`` / ``typing_off`` / ``mark_seen`` — alone, no message."""

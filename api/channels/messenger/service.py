@@ -300,3 +300,20 @@ def lease_send(session: Session, *, outbox_id: int) -> None:
     item = session.get(OutboxItem, outbox_id)
     item.next_attempt_at = utcnow() + dt.timedelta(seconds=SEND_LEASE_S)
     session.commit()
+
+
+def persona_of(session: Session, *, handle: str | None) -> str | None:
+    """The Messenger persona id stored for a staff member."""
+    from api.staff import service as staff_service
+
+    staff = staff_service.get_by_handle(session=session, handle=handle) if handle else None
+    return staff.persona_id if staff else None
+
+
+def save_persona(session: Session, *, handle: str | None, persona_id: str) -> None:
+    from api.staff import service as staff_service
+
+    staff = staff_service.get_by_handle(session=session, handle=handle) if handle else None
+    if staff is not None:
+        staff.persona_id = persona_id[:64]
+        session.commit()

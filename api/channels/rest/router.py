@@ -30,8 +30,16 @@ def to_rest_items(recipient_id: str, messages: list[flows.OutgoingRef]) -> list[
             item["buttons"] = payload["buttons"]
         if payload.get("image"):
             item["image"] = payload["image"]
+        if payload.get("handoff"):
+            item["custom"] = {"handoff": payload["handoff"]}
+        elif payload.get("sender"):
+            item["custom"] = {"sender": _sender(payload["sender"])}
         items.append(item)
     return items
+
+
+def _sender(sender: dict[str, Any]) -> dict[str, Any]:
+    return {"name": sender.get("name"), "title": sender.get("title")}
 
 
 @router.post("/webhooks/rest/webhook")

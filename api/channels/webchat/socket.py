@@ -50,6 +50,12 @@ def to_bot_uttered(message: OutgoingRef) -> list[dict[str, Any]]:
                  "payload": b.get("payload") or b["title"]}
                 for b in payload["buttons"]
             ]
+        if payload.get("handoff"):
+            item["metadata"] = {"handoff": payload["handoff"]}
+        elif payload.get("sender"):
+            sender = payload["sender"]
+            item["metadata"] = {"sender": {"name": sender.get("name"),
+                                           "title": sender.get("title")}}
         out.append(item)
     if payload.get("image"):
         out.append({"attachment": {"type": "image", "payload": {"src": payload["image"]}}})

@@ -1,0 +1,1 @@
+"""Staff authentication: argon2 password hashes and signed bearer tokens with an expiry."""

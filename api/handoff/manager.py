@@ -1,0 +1,185 @@
+"""The handoff side of one switchboard process: the loaded triage, the clock, the timer loop,
+deliveries of what routing decided and the outgoing alert webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+
+from api.clock import Clock
+from api.db import Database
+from api.flows import ConversationRef, HistoryTurn, OutgoingRef
+from api.handoff.service import Desk
+from api.routing.policy import TopicRule
+from api.settings import Settings
+
+if TYPE_CHECKING:  # loading api.triage pulls in spaCy: only at startup, never at import
+    from api.relay.relay import Relay
+    from api.relay.schemas import BotTurn
+    from api.triage import Assessment, Triage
+
+log = logging.getLogger(__name__)
+
+
+class HandoffManager:
+    def __init__(self, *, db: Database, settings: Settings, clock: Clock,
+                 topics: dict[str, TopicRule], http: httpx.AsyncClient, relay: Relay,
+                 triage: Triage | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.topics = topics
+        self.http = http
+        self.relay = relay
+        self.triage: Triage | None = triage
+        self.triage_error: str | None = None
+        self._ready: asyncio.Event | None = None  # created on the running loop
+        self._lock = threading.Lock()  # one triage call at a time (CPU-bound; spaCy objects)
+        self._tasks: set[asyncio.Task] = set()
+        self._timer_task: asyncio.Task | None = None
+        self.alerts_sent = 0
+        relay.handoff = self
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self, *, timers: bool = True) -> None:
+        self._ready = asyncio.Event()
+        if self.triage is not None:
+            self._ready.set()
+        else:
+            self._spawn(self._load_triage())
+        if timers:
+            self._timer_task = asyncio.create_task(self._timer_loop())
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks) + ([self._timer_task] if self._timer_task else [])
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _load_triage(self) -> None:
+        from api.triage import Triage
+
+        try:
+            self.triage = await anyio.to_thread.run_sync(
+                lambda: Triage.load(self.settings.triage_model_dir,
+                                    staff_yml=self.settings.staff_file)
+            )
+            log.info("triage loaded from %s", self.settings.triage_model_dir)
+        except Exception as exc:  # /healthz reports it; fan messages still reach the bot
+            self.triage_error = f"{type(exc).__name__}: {exc}"[:300]
+            log.error("triage could not be loaded: %s", self.triage_error)
+        finally:
+            self._ready.set()
+
+    @property
+    def ready(self) -> bool:
+        return self.triage is not None and self.triage.ready
+
+    def health(self) -> dict[str, Any]:
+        if self.triage is None:
+            return {"ok": False, "error": self.triage_error or "loading"}
+        info = self.triage.health()
+        return {"ok": bool(info.get("ready")), "model_stamp": info.get("model_stamp"),
+                "model_data": info.get("model_data")}
+
+    async def wait_ready(self, timeout: float = 120.0) -> bool:
+        if self._ready is None:
+            return self.triage is not None
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except TimeoutError:
+            return False
+        return self.triage is not None
+
+    def desk(self) -> Desk:
+        return Desk(self.topics, self.settings.staff_timezone, self.clock.now())
+
+    # -- triage ---------------------------------------------------------------------------------
+    async def assess(self, text: str, history: Sequence[HistoryTurn]) -> Assessment | None:
+        """Triage before the bot (in a worker thread); None when triage is unavailable."""
+        if not await self.wait_ready():
+            log.warning("triage unavailable: message goes to the bot untriaged")
+            return None
+        from api.triage import FanTurn
+
+        turns = [FanTurn(h.text, h.parse, h.negative) for h in history]
+
+        def work():
+            with self._lock:
+                return self.triage.before_bot(text, turns)
+
+        return await anyio.to_thread.run_sync(work)
+
+    def decide(self, assessment: Assessment, turn: BotTurn | None = None) -> dict[str, Any]:
+        """The after-bot decision as stored JSON (pure and fast: runs on the event loop)."""
+        if turn is None:
+            decision = self.triage.after_bot(assessment)
+        else:
+            parse = turn.parse.model_dump(mode="json") if turn.parse is not None else None
+            decision = self.triage.after_bot(
+                assessment, parse=parse, history_parses=None,
+                bot_custom_items=[m.custom for m in turn.messages if m.custom],
+            )
+        return decision.as_dict()
+
+    # -- deliveries and alerts ----------------------------------------------------------------
+    async def deliver(self, conversation: ConversationRef, messages: list[OutgoingRef]) -> None:
+        if not messages:
+            return
+        from api.relay.relay import PullDeliverer
+
+        deliverer = self.relay.deliverers.get(conversation.channel, PullDeliverer())
+        await deliverer.deliver(conversation=conversation, messages=messages)
+
+    def alert(self, text: str | None) -> None:
+        """Post an urgent alert to ALERT_WEBHOOK_URL (Slack-compatible ``{"text"}``), later."""
+        if text and self.settings.alert_webhook_url:
+            self._spawn(self._post_alert(text))
+
+    async def _post_alert(self, text: str) -> None:
+        try:
+            resp = await self.http.post(self.settings.alert_webhook_url, json={"text": text},
+                                        timeout=self.settings.alert_timeout_s)
+            if resp.status_code >= 300:
+                log.error("alert webhook answered %s", resp.status_code)
+            else:
+                self.alerts_sent += 1
+        except httpx.HTTPError as exc:
+            log.error("alert webhook failed: %s", type(exc).__name__)
+
+    async def apply(self, outcome) -> None:
+        """Deliver the fan notices of a handoff flow's outcome and send its alerts."""
+        for conv, replies in outcome.notices:
+            await self.deliver(conv, replies)
+        for text in outcome.alerts:
+            self.alert(text)
+
+    # -- timers ---------------------------------------------------------------------------------
+    async def _timer_loop(self) -> None:
+        while True:
+            try:
+                await self.check_timers()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("handoff timer round failed")
+            await asyncio.sleep(self.settings.timer_poll_s)
+
+    async def check_timers(self):
+        """One round of the first-response timers (the loop calls it; tests call it)."""
+        from api.handoff import flows
+
+        outcome = await self.db.run(flows.check_timers, desk=self.desk())
+        await self.apply(outcome)
+        return outcome

@@ -1,0 +1,1 @@
+"""Routing a handed-off thread to a named person: the pure policy and the writes it causes."""
