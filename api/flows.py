@@ -22,6 +22,7 @@ from api.enums import (
     ConversationStatus,
     DeliveryStatus,
     MessageKind,
+    Priority,
     RelayStatus,
     SenderType,
 )
@@ -88,6 +89,7 @@ class Received:
     message_id: int | None  # None: a duplicate, dropped
     relay: bool = False
     replies: list[OutgoingRef] = field(default_factory=list)
+    held: bool = False  # a text message for the person who owns the thread (triaged too)
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,7 @@ def receive_fan_message(
         msg.id,
         relay=msg.relay_status == RelayStatus.pending,
         replies=[out_ref(r) for r in replies],
+        held=msg.relay_status == RelayStatus.held and bool(text),
     )
 
 
@@ -322,6 +325,48 @@ def _hand_off(
     log.info("conversation %s handed off: %s (triggers %s)", conversation.id,
              routed.status.value, ",".join(decision.get("triggers") or []))
     return routed
+
+
+def held_message(session: Session, *, message_id: int, history: int = 5) -> tuple[
+        str, tuple[HistoryTurn, ...]]:
+    """A held message's text and the fan's history before it, for triage."""
+    msg = session.get(Message, message_id)
+    past = fan_history(session, conversation_id=msg.conversation_id, before_id=msg.id,
+                       limit=history) if history else ()
+    return msg.text or "", past
+
+
+def escalate_held(
+    session: Session, *, message_id: int, negative: float | None,
+    decision: dict[str, Any] | None, desk: Desk,
+) -> StoredTurn:
+    """A message for the person who owns the thread: keep its score; when it is a safety
+    matter and the thread was not urgent, re-route it as urgent (to the person already there
+    when they suit it best: they are told by an event; otherwise the fan is told who takes
+    over)."""
+    msg = session.get(Message, message_id)
+    msg.negative = negative
+    conversation = msg.conversation
+    routed = None
+    if (decision and decision.get("handoff") and "safety" in (decision.get("triggers") or [])
+            and conversation.status in (ConversationStatus.queued, ConversationStatus.assigned)
+            and conversation.priority != Priority.urgent):
+        current = conversation.assignee_id
+        handoff.apply_decision(session=session, conversation=conversation, decision=decision,
+                               message_id=msg.id)
+        routed = handoff.route(session=session, conversation=conversation, desk=desk,
+                               actor="triage", reason="safety while waiting for a person",
+                               reply_to_id=msg.id, keep_assignee=True)
+        if current is not None and routed.assignee_id == current:
+            publish_on_commit(session, Event("conversation.escalated", conversation.id,
+                                             {"staff_id": current,
+                                              "topic": conversation.topic}))
+        log.info("conversation %s escalated to urgent (%s)", conversation.id,
+                 routed.status.value)
+    session.commit()
+    replies = [out_ref(routed.reply)] if routed and routed.reply else []
+    return StoredTurn(replies, False, routed.alert if routed else None,
+                      routed.handoff if routed else None)
 
 
 def safety_turn(

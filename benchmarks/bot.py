@@ -149,7 +149,9 @@ def crossval_sweep() -> dict:
     config = yaml.safe_load((ROOT / "config.yml").read_text())
     fallback = next(c for c in config["pipeline"] if c["name"] == "FallbackClassifier")
     config["pipeline"] = [c for c in config["pipeline"] if c["name"] != "FallbackClassifier"]
-    work = Path(tempfile.mkdtemp(prefix="bench-cv-"))
+    work = ROOT / "var" / "results" / "crossval-raw"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     (work / "config.yml").write_text(yaml.safe_dump(config))
     started = time.monotonic()
     subprocess.run([RASA, "test", "nlu", "--nlu", "data/nlu", "--config", str(work / "config.yml"),
@@ -173,8 +175,9 @@ def crossval_sweep() -> dict:
         sweep.append({"threshold": threshold,
                       "in_scope_accuracy": round(correct / len(in_scope), 4),
                       "oos_caught": round(caught / len(oos), 4) if oos else None})
-    shutil.rmtree(work, ignore_errors=True)
+    report = json.loads((work / "out" / "intent_report.json").read_text())
     return {"crossval_seconds": round(seconds, 1), "configured_threshold": fallback["threshold"],
+            "crossval_rows": len(rows), "crossval_rasa_accuracy": report.get("accuracy"),
             "threshold_sweep": sweep}
 
 

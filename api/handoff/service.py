@@ -79,7 +79,7 @@ def apply_decision(*, session: Session, conversation: Conversation,
 def route(
     *, session: Session, conversation: Conversation, desk: Desk, actor: str, reason: str,
     exclude: frozenset[int] = frozenset(), reply_to_id: int | None = None,
-    tell_fan: bool = True, queue_if_nobody: bool = True,
+    tell_fan: bool = True, queue_if_nobody: bool = True, keep_assignee: bool = False,
 ) -> Routed:
     """Assign the thread to the person the policy picks, or queue it; tell the fan which.
 
@@ -91,6 +91,14 @@ def route(
     pick = policy.choose(need, candidates, desk.topics, now=desk.now, tz=desk.tz)
     minutes = policy.first_response_minutes(need.topic, desk.topics)
     was_assigned = conversation.status == ConversationStatus.assigned
+    if keep_assignee and was_assigned and pick.person is not None \
+            and pick.person.id == conversation.assignee_id:
+        # The person already there is the one the policy wants: restart their timer only.
+        if conversation.first_response_at is None:
+            conversation.first_response_due_at = desk.now + dt.timedelta(minutes=minutes)
+        staff = session.get(Staff, conversation.assignee_id)
+        return Routed(ConversationStatus.assigned, staff.id,
+                      handoff=public_object(conversation, staff))
     if pick.person is not None:
         staff = session.get(Staff, pick.person.id)
         routing.assign(session=session, conversation=conversation, staff=staff, now=desk.now,

@@ -121,9 +121,12 @@ async def test_handoff_request_is_stored_and_never_shown(real_bot, switchboard):
                 seen.append(await widget.next(timeout=1.0))
     finally:
         await widget.close()
-    assert seen and all(set(p) <= {"text", "quick_replies", "attachment"} for p in seen), seen
+    assert seen and all(set(p) <= {"text", "quick_replies", "attachment", "metadata"}
+                        for p in seen), seen
     assert all(p.get("text") for p in seen if "attachment" not in p)
     assert "handoff_request" not in repr(seen) and "custom" not in repr(seen)
+    # the bot's words first, then the handoff (nobody is online here: queued, honestly)
+    assert "metadata" not in seen[0] and seen[-1]["metadata"]["handoff"]["status"] == "queued"
 
     def check(s):
         conv = s.scalars(select(Conversation)).one()
@@ -132,7 +135,8 @@ async def test_handoff_request_is_stored_and_never_shown(real_bot, switchboard):
         activities = [m for m in msgs if m.kind == MessageKind.activity]
         assert any("handoff_request" in (m.payload or {}) for m in activities)
         outgoing = [m for m in msgs if m.kind == MessageKind.outgoing]
-        assert outgoing and all(m.sender_type == SenderType.bot for m in outgoing)
+        assert outgoing and outgoing[0].sender_type == SenderType.bot
+        assert outgoing[-1].sender_type == SenderType.system  # the handoff text
         assert all("custom" not in (m.payload or {}) for m in outgoing)
         [fan] = [m for m in msgs if m.kind == MessageKind.incoming]
         assert fan.intent == "request_human"

@@ -78,3 +78,17 @@ def test_no_io_at_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"DATABASE_URL": "sqlite:////nonexistent/dir/x.db", "PATH": ""})
     assert out.stdout.strip() == "ok", out.stderr
+
+
+async def test_healthz_503_while_triage_is_missing(make_settings, tmp_path):
+    import httpx
+
+    app = create_app(make_settings(TRIAGE_MODEL_DIR=str(tmp_path / "no-model")), timers=False)
+    async with app.router.lifespan_context(app):
+        await app.state.services.handoff.wait_ready(30)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as client:
+            r = await client.get("/healthz")
+    assert r.status_code == 503
+    triage = r.json()["checks"]["triage"]
+    assert triage["ok"] is False and "FileNotFoundError" in triage["error"]

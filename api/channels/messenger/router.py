@@ -62,5 +62,7 @@ async def receive(request: Request, services: ServicesDep) -> PlainTextResponse:
             await services.messenger.deliver(conversation=conv, messages=replies)
         for conversation_id in sorted(outcome.relay):
             services.relay.kick(conversation_id)
+        for conv, message_id in outcome.held:
+            await services.handoff.on_held(conv, message_id)
 
     return PlainTextResponse("EVENT_RECEIVED", background=BackgroundTask(after_response))

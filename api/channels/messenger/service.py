@@ -29,6 +29,7 @@ SEND_LEASE_S = 120
 @dataclass
 class WebhookOutcome:
     relay: set[int] = field(default_factory=set)  # conversation ids with a new pending message
+    held: list[tuple[flows.ConversationRef, int]] = field(default_factory=list)  # for a person
     notices: list[tuple[flows.ConversationRef, list[flows.OutgoingRef]]] = field(
         default_factory=list
     )
@@ -136,6 +137,8 @@ def _fan_message(session, ev, message, standby, outcome, max_chars, language) ->
     outcome.count("standby" if standby else "message")
     if received.relay:
         outcome.relay.add(received.conversation.id)
+    elif received.held:
+        outcome.held.append((received.conversation, received.message_id))
     if received.replies:
         outcome.notices.append((received.conversation, received.replies))
 

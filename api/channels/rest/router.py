@@ -70,5 +70,7 @@ async def rest_webhook(request: Request, services: ServicesDep) -> list[dict[str
     conv = received.conversation
     if received.relay:
         await services.relay.process(conv.id)
+    elif received.held:
+        await services.handoff.on_held(conv, received.message_id)
     replies = await services.db.run(flows.take_undelivered, conversation_id=conv.id)
     return to_rest_items(sender, replies)

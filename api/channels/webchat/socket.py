@@ -151,6 +151,8 @@ class WebchatChannel:
             await self.deliver(conversation=received.conversation, messages=received.replies)
         if received.relay:
             await self.relay.process(received.conversation.id)
+        elif received.held and self.relay.handoff is not None:
+            await self.relay.handoff.on_held(received.conversation, received.message_id)
 
     # -- Deliverer --------------------------------------------------------------------------
     async def deliver(self, *, conversation: ConversationRef, messages: list[OutgoingRef]) -> None:

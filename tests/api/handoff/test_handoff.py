@@ -252,3 +252,23 @@ async def test_staff_message_on_webchat_carries_the_sender(live_server, triage_e
 
 def test_sender_types_are_enums():
     assert SenderType("staff") is SenderType.staff
+
+
+async def test_safety_while_held_for_a_non_urgent_topic_reroutes_as_urgent(harness, fake_rasa):
+    tom, noor = await login(harness.client, "tom"), await login(harness.client, "noor")
+    await go_online(harness.client, tom)
+    await go_online(harness.client, noor)
+    replies = await say(harness, "fan-9", "I want my money back, you charged me twice")
+    assert replies[-1]["custom"]["handoff"]["assignee"]["handle"] == "tom"  # complaint skill
+    calls = len(fake_rasa.calls)
+    [notice] = await say(harness, "fan-9", "wait my friend just collapsed and isnt breathing")
+    assert len(fake_rasa.calls) == calls  # still nothing to the bot
+    handoff = notice["custom"]["handoff"]
+    assert handoff["assignee"]["handle"] == "noor" and handoff["priority"] == "urgent"
+    assert handoff["topic"] == "medical"
+    assert notice["text"].startswith("I'm passing you to Noor")
+    c = conv(harness)
+    assert c.assignee_id == 4 and c.triage["triggers"][0] == "safety"
+    # an ordinary message while held is only scored, nothing moves
+    assert await say(harness, "fan-9", "ok thanks") == []
+    assert conv(harness).assignee_id == 4

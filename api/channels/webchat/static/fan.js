@@ -12,6 +12,9 @@
       title: "Aurora Ibiza",
       subtitle: language === "es" ? "Estamos aquí para ayudarte" : "We're here to help",
       inputTextFieldHint: language === "es" ? "Escribe un mensaje..." : "Type a message...",
+      // The widget's default holds each bot message back by up to 3 s ("typing"); a fan who
+      // needs a person should read who is taking over at once.
+      customMessageDelay: function () { return 300; },
       params: { storage: "local" }
     },
     document.getElementById("webchat")
