@@ -1,7 +1,7 @@
 """Time from a fan's message to the assignee's event on the bus (the safety path: no Rasa).
 
     .venv/bin/python -m api.bench.handoff [--messages 300] [--warmup 20] [--concurrency 1]
-        [--json var/bench-handoff.json]
+        [--database-url URL] [--json var/bench-handoff.json]
 
 Starts a switchboard (uvicorn in a thread of this process, fresh SQLite in a temp dir, the
 trained triage model from models/triage/) on a free 127.0.0.1 port, with Rasa pointed at a
@@ -66,7 +66,8 @@ async def run(args) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bench-handoff-"))
     dead = f"http://127.0.0.1:{free_port()}"
     settings = Settings(
-        _env_file=None, APP_ENV="local", DATABASE_URL=f"sqlite:///{tmp / 'switchboard.db'}",
+        _env_file=None, APP_ENV="local",
+        DATABASE_URL=args.database_url or f"sqlite:///{tmp / 'switchboard.db'}",
         RASA_URL=dead, ACTION_SERVER_URL=dead, LOG_LEVEL="warning",
         STAFF_FILE=str(ROOT / "data" / "staff.yml"), RELAY_POLL_S=5,
     )
@@ -167,6 +168,8 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--database-url", default=None,
+                        help="an empty database to use instead of a fresh SQLite file")
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench-handoff.json")
     args = parser.parse_args()
     result = asyncio.run(run(args))
