@@ -409,9 +409,13 @@ def store_turn(
             msg.intent = (turn.parse.intent.name or "")[:100] or None
             msg.intent_confidence = turn.parse.intent.confidence
     replies: list[Message] = []
+    handing_off = bool(decision and decision.get("handoff"))
     for item in turn.messages:
         if item.custom is not None:
             _act_on_custom(session, conversation, msg, item.custom)
+        if handing_off and item.buttons:
+            # The bot's offer ("Shall I get a person?") is settled by the handoff itself.
+            continue
         payload: dict[str, Any] = {}
         if item.buttons:
             payload["buttons"] = _button_payload(item.buttons)

@@ -21,7 +21,7 @@ from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
-from rasa.shared.core.events import UserUttered
+from rasa.shared.core.events import ActiveLoop, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -96,17 +96,26 @@ def _invalid(body: Any) -> str | None:
 
 
 async def _parse_result(request: Request, sender_id: str, message_id: str) -> dict[str, Any]:
-    """The NLU result Rasa stored on this turn's user event."""
+    """The NLU result Rasa stored on this turn's user event, and the form it answered.
+
+    ``active_loop`` is the form that was asking when the message arrived (None outside forms):
+    answers to a form's questions are free text ("a black iPhone", an e-mail address), so a low
+    NLU confidence there is expected and not a sign that the bot is lost.
+    """
     agent = request.app.ctx.agent
     tracker = await agent.tracker_store.retrieve(sender_id)
     if tracker is None:
         return {}
-    for event in reversed(tracker.events):
-        if isinstance(event, UserUttered) and event.message_id == message_id:
+    active_loop: str | None = None
+    for event in tracker.events:
+        if isinstance(event, ActiveLoop):
+            active_loop = event.name
+        elif isinstance(event, UserUttered) and event.message_id == message_id:
             parse = dict(event.parse_data)
             return {
                 "intent": parse.get("intent") or {},
                 "entities": parse.get("entities") or [],
                 "intent_ranking": parse.get("intent_ranking") or [],
+                "active_loop": active_loop,
             }
     return {}

@@ -26,10 +26,6 @@ if TYPE_CHECKING:  # loading api.triage pulls in spaCy: only at startup, never a
 
 log = logging.getLogger(__name__)
 
-# Triggers acted on by the bot itself rather than the switchboard (see ``decide``).
-LEFT_TO_THE_BOT = frozenset({"fallback"})
-
-
 class HandoffManager:
     def __init__(self, *, db: Database, settings: Settings, clock: Clock,
                  topics: dict[str, TopicRule], http: httpx.AsyncClient, relay: Relay,
@@ -134,15 +130,9 @@ class HandoffManager:
                 assessment, parse=parse, history_parses=None,
                 bot_custom_items=[m.custom for m in turn.messages if m.custom],
             )
-        out = decision.as_dict()
-        if out["handoff"] and set(out["triggers"]) <= LEFT_TO_THE_BOT:
-            # Low NLU confidence alone: answers inside the bot's forms (an item, a time, an
-            # e-mail address) parse as fallback by nature, and the bot's own fallback action
-            # asks to rephrase, then offers a person (whose yes is a handoff_request). The
-            # switchboard cannot see the bot's active form yet (docs/handoff.md), so it leaves
-            # this trigger to the bot and only records it.
-            out = {**out, "handoff": False, "deferred": out["triggers"]}
-        return out
+        # Answers to the bot's forms never count as "not understood": the parse says which form
+        # was asking (bot/channels.py), and triage leaves those turns out of the fallback streak.
+        return decision.as_dict()
 
     async def on_held(self, conversation: ConversationRef, message_id: int) -> None:
         """Triage a message held for a person: its score is kept, and a safety matter in a

@@ -37,6 +37,8 @@ class ParseResult(_Lenient):
     intent: Intent | None = None
     entities: list[dict[str, Any]] = Field(default_factory=list)
     intent_ranking: list[dict[str, Any]] = Field(default_factory=list)
+    # The bot's form that was asking when the message arrived (bot/channels.py), else None.
+    active_loop: str | None = None
 
 
 class ChannelResponse(_Lenient):

@@ -204,12 +204,23 @@ def _words(text: str) -> set[str]:
 
 
 def struggling(parse: Any, policy: Policy) -> bool:
-    """The bot did not understand this turn (fallback intent or low confidence)."""
+    """The bot did not understand this turn (fallback intent or low confidence).
+
+    An answer to one of the bot's forms is free text and parses badly by nature: not a struggle.
+    """
+    if _answered_a_form(parse):
+        return False
     name, confidence = intent_of(parse)
     if name is None:
         return False
     low = confidence is not None and confidence < policy.low_confidence
     return name in FALLBACK_INTENTS or low
+
+
+def _answered_a_form(parse: Any) -> bool:
+    if isinstance(parse, Mapping):
+        return bool(parse.get("active_loop"))
+    return bool(getattr(parse, "active_loop", None))
 
 
 def bot_requests(items: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:

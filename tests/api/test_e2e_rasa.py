@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from api.conversations.models import Conversation, Message
-from api.enums import MessageKind, RelayStatus, SenderType
+from api.enums import ConversationStatus, MessageKind, RelayStatus, SenderType
 from api.lost_property.models import LostPropertyReport
 from tests.api.conftest import BOT_FROZEN_NOW, REPO_ROOT, LiveServer, run_db
 from tests.api.test_webchat import Widget
@@ -165,7 +165,26 @@ def test_lost_property_form_ends_in_a_stored_report(switchboard):
     assert "green" in (report.description or "").lower(), report.description
     assert report.contact == "fan@example.com"
     assert report.message_id == incoming(switchboard)[-1].id
-    assert all(m.relay_status == RelayStatus.answered for m in incoming(switchboard))
+    fan_messages = [m for m in incoming(switchboard) if m.conversation_id == report.conversation_id]
+    assert all(m.relay_status == RelayStatus.answered for m in fan_messages)
+    # Free-text answers parse badly by nature; the channel says the form was asking, so they
+    # never count as "the bot did not understand" and the fan stays with the bot.
+    assert [m.parse.get("active_loop") for m in fan_messages[1:]] == ["lost_property_form"] * 4
+    status = run_db(switchboard.app.state.services,
+                    lambda s: s.get(Conversation, report.conversation_id).status)
+    assert status == ConversationStatus.bot
+
+
+def test_the_bot_not_understanding_twice_hands_off(switchboard):
+    """Repeated fallback is a handoff trigger; the bot's own offer of a person is superseded."""
+    with httpx.Client(timeout=60) as http:
+        first = say(http, switchboard.url, "e2e-lost-bot", "what's the capital of australia")
+        second = say(http, switchboard.url, "e2e-lost-bot", "can you do my maths homework")
+    assert "another way" in " ".join(i.get("text", "") for i in first)
+    assert not any(i.get("buttons") for i in second), second
+    handoff = next(i["custom"]["handoff"] for i in second if "custom" in i)
+    assert handoff["status"] in ("assigned", "queued")
+    assert any("did not understand" in reason for reason in handoff["reasons"])
 
 
 # -- Rasa killed mid-test ---------------------------------------------------------------------

@@ -99,6 +99,7 @@ def test_the_switchboard_channel_returns_replies_and_the_parse(bot) -> None:
     assert "Smart casual" in texts(result["messages"])
     assert result["parse"]["intent"]["name"] == "dress_code"
     assert result["parse"]["intent_ranking"]
+    assert result["parse"]["active_loop"] is None  # not answering a form
     # the message id is on the tracker's user event, so a retried turn can be recognised
     with urllib.request.urlopen(
             f"{bot.rasa_url}/conversations/fan-sb/tracker?token={bot.token}") as response:

@@ -163,3 +163,14 @@ def test_health(triage: Triage) -> None:
 def test_emotion_verdict_handoff_levels() -> None:
     assert EmotionVerdict(0.9, Level.RISING, "r").handoff
     assert not EmotionVerdict(0.9, Level.GRUMPY, None).handoff
+
+
+def test_answers_to_a_form_are_not_fallbacks(triage: Triage) -> None:
+    """A lost-property answer ("a black iphone 13") parses badly by nature: no handoff."""
+    in_form = {"intent": {"name": "nlu_fallback", "confidence": 0.3},
+               "active_loop": "lost_property_form"}
+    history = [FanTurn("i lost my phone", parse=in_form)]
+    a = triage.before_bot("black iphone 13 with a green case", history)
+    assert not triage.after_bot(a, parse=in_form).handoff
+    outside = {"intent": {"name": "nlu_fallback", "confidence": 0.3}, "active_loop": None}
+    assert triage.after_bot(a, parse=outside, history_parses=[outside]).handoff
