@@ -25,6 +25,9 @@ from api.db import Database
 from api.events import EventBus, InProcessEventBus
 from api.handoff.manager import HandoffManager
 from api.health.router import router as health_router
+from api.inbox.router import api as inbox_api_router
+from api.inbox.router import pages as inbox_pages_router
+from api.inbox.stream import EventStream
 from api.relay.client import RasaClient
 from api.relay.relay import Relay
 from api.services import Services
@@ -113,9 +116,11 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
             log.warning("Messenger off: %s not set", ", ".join(settings.messenger_missing))
         await services.handoff.start(timers=timers)
         await services.relay.start()
+        await services.stream.start()
         try:
             yield
         finally:
+            await services.stream.stop()
             await services.relay.stop()
             await services.handoff.stop()
             await services.http.aclose()
@@ -139,6 +144,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
     )
     relay = Relay(db=db, rasa=rasa, settings=settings)
     services = Services(settings=settings, db=db, bus=bus, http=http, rasa=rasa, relay=relay)
+    services.stream = EventStream(bus)
     services.webchat = WebchatChannel(db=db, relay=relay, settings=settings)
     from api.routing.service import load_topics
 
@@ -165,7 +171,9 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
     app.include_router(webchat_router)
     app.include_router(auth_router)
     app.include_router(staff_router)
+    app.include_router(inbox_api_router)
     app.include_router(conversations_router)
+    app.include_router(inbox_pages_router)
     app.mount("/socket.io", services.webchat.asgi_app())
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     return app

@@ -2,12 +2,18 @@
 
 from api.conversations.models import ChannelIdentity, Conversation, Fan, Message
 from api.db import Base
+from api.inbox.models import CannedResponse, LoginThrottle, MessageFlag, Note, StaffSession
 from api.lost_property.models import LostPropertyReport
 from api.outbox.models import OutboxItem
 from api.staff.models import Staff
 
 __all__ = [
     "Base",
+    "CannedResponse",
+    "LoginThrottle",
+    "MessageFlag",
+    "Note",
+    "StaffSession",
     "ChannelIdentity",
     "Conversation",
     "Fan",

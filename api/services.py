@@ -25,4 +25,5 @@ class Services:
     webchat: Any = None
     messenger: Any = None
     handoff: Any = None  # api.handoff.manager.HandoffManager
+    stream: Any = None  # api.inbox.stream.EventStream
     extras: dict[str, Any] = field(default_factory=dict)

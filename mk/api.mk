@@ -63,3 +63,10 @@ bench-switchboard: api-env npm-assets train
 # a few hundred messages, 127.0.0.1 only, stops by itself; writes var/bench-handoff.json).
 bench-handoff: api-env
 	$(API_PY) -m api.bench.handoff
+
+# Refresh the committed inbox screenshots (docs/screenshots/*.png) from the inbox browser test
+# (real bot; about a minute). CI never runs this: tests write to a temp dir by default.
+.PHONY: screenshots
+screenshots: api-env npm-assets chromium train
+	INBOX_SCREENSHOTS=$(CURDIR)/docs/screenshots SWITCHBOARD_TEST_DB=sqlite \
+		$(API_PYTEST) -q tests/api/inbox/test_inbox_browser.py

@@ -9,6 +9,7 @@ Standard library only.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -67,6 +68,12 @@ class Supervisor:
                      if child.poll() is not None), None)
 
 
+def staff_handles() -> list[str]:
+    """The demo accounts the switchboard creates in local mode (one per person in staff.yml)."""
+    text = (ROOT / "data" / "staff.yml").read_text(encoding="utf-8")
+    return re.findall(r"^\s*handle:\s*(\S+)", text, flags=re.MULTILINE)
+
+
 def wait_ready(url: str, supervisor: Supervisor, timeout: float = 300) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not supervisor.stopping:
@@ -123,8 +130,12 @@ def main() -> int:
     if ready:
         log(f"bot ready: Rasa REST channel at http://127.0.0.1:{rasa_port}/webhooks/rest/webhook")
         if switchboard and wait_ready(f"http://127.0.0.1:{switchboard_port}/healthz", supervisor,
-                                      timeout=120):
+                                      timeout=300):
             log(f"open http://localhost:{switchboard_port}/ (fan chat)")
+            if env["APP_ENV"] == "local":
+                log(f"staff API: http://localhost:{switchboard_port}/docs — demo logins (local "
+                    f"mode only) {', '.join(staff_handles())} with the password "
+                    f"'{env.get('DEMO_STAFF_PASSWORD', 'aurora-demo')}' (DEMO_STAFF_PASSWORD)")
         log("press Ctrl-C to stop")
 
     status = 0

@@ -117,3 +117,11 @@ def log_unknown_fields(where: str, data: dict[str, Any], known: set[str]) -> Non
     extra = sorted(set(data) - known)
     if extra:
         log.info("%s: ignoring unknown fields %s", where, extra[:10])
+
+
+def signed_text(text: str | None, sender: dict[str, Any] | None) -> str | None:
+    """A staff member's message as the fan sees it where the channel shows no name of its own
+    (the unmodified web chat widget; Messenger without a persona): "Noor: ..."."""
+    if not text or not sender or not sender.get("name"):
+        return text
+    return f"{str(sender['name']).split()[0]}: {text}"

@@ -18,10 +18,12 @@ from api.enums import (
     ConversationStatus,
     DeliveryStatus,
     MessageKind,
+    Presence,
     RelayStatus,
     SenderType,
 )
 from api.events import Event, publish_on_commit
+from api.staff.models import Staff
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +200,29 @@ def find_by_channel_message_id(
     )
 
 
+# A fan who writes again this soon after a resolve is picking up the same thread.
+CONTINUITY_WINDOW = dt.timedelta(minutes=30)
+
+
+def reopen(*, session: Session, conversation: Conversation) -> Message:
+    """A resolved thread the fan writes to again: back to the person who resolved it when that
+    was within ``CONTINUITY_WINDOW`` and they are online (continuity), else back to the bot."""
+    person = (session.get(Staff, conversation.last_assignee_id)
+              if conversation.last_assignee_id is not None else None)
+    recent = (conversation.resolved_at is not None
+              and utcnow() - conversation.resolved_at <= CONTINUITY_WINDOW)
+    if person is not None and person.active and person.presence == Presence.online and recent:
+        return transition(
+            session=session, conversation=conversation, to=ConversationStatus.assigned,
+            assignee_id=person.id, actor="fan",
+            reason=f"the fan wrote again soon after; back to {person.name}",
+        )
+    return transition(
+        session=session, conversation=conversation, to=ConversationStatus.bot,
+        actor="fan", reason="the fan wrote again",
+    )
+
+
 def add_fan_message(
     *,
     session: Session,
@@ -217,10 +242,7 @@ def add_fan_message(
     ):
         return None
     if conversation.status == ConversationStatus.resolved and relay_status is None:
-        transition(
-            session=session, conversation=conversation, to=ConversationStatus.bot,
-            actor="fan", reason="the fan wrote again",
-        )
+        reopen(session=session, conversation=conversation)
     if relay_status is None:
         relay_status = (
             RelayStatus.pending

@@ -62,7 +62,9 @@ def may_act(staff: Staff, conversation: Conversation) -> bool:
     return staff.role.value in ("supervisor", "admin") or conversation.assignee_id == staff.id
 
 
-def _load(session: Session, conversation_id: int, staff_id: int) -> tuple[Conversation, Staff]:
+def load_for_staff(session: Session, conversation_id: int,
+                   staff_id: int) -> tuple[Conversation, Staff]:
+    """The conversation and the staff member acting on it; refuses who may not act on it."""
     conversation = conversations.get(session=session, conversation_id=conversation_id)
     staff = session.get(Staff, staff_id)
     if conversation is None or staff is None:
@@ -97,7 +99,7 @@ def staff_reply(session: Session, *, conversation_id: int, staff_id: int, text: 
                 desk: Desk) -> StaffReply:
     """A staff member's message to the fan, under their name; it stops the first-response
     timer. A supervisor answering a queued thread takes it."""
-    conversation, staff = _load(session, conversation_id, staff_id)
+    conversation, staff = load_for_staff(session, conversation_id, staff_id)
     if conversation.status not in (ConversationStatus.assigned, ConversationStatus.queued):
         raise Conflict(f"the conversation is {conversation.status.value}, not with a person")
     payload: dict[str, Any] = {"sender": {"name": staff.name, "title": staff.title,
@@ -128,7 +130,7 @@ def staff_reply(session: Session, *, conversation_id: int, staff_id: int, text: 
 def handback(session: Session, *, conversation_id: int, staff_id: int) -> tuple[
         ConversationRef, OutgoingRef]:
     """The person gives the thread back to the bot, which greets the fan back."""
-    conversation, staff = _load(session, conversation_id, staff_id)
+    conversation, staff = load_for_staff(session, conversation_id, staff_id)
     if conversation.status != ConversationStatus.assigned:
         raise Conflict(f"only an assigned conversation can be handed back "
                        f"(this one is {conversation.status.value})")
@@ -146,7 +148,7 @@ def handback(session: Session, *, conversation_id: int, staff_id: int) -> tuple[
 
 def resolve(session: Session, *, conversation_id: int, staff_id: int) -> ConversationRef:
     """Staff close the thread (from queued or assigned)."""
-    conversation, staff = _load(session, conversation_id, staff_id)
+    conversation, staff = load_for_staff(session, conversation_id, staff_id)
     if conversation.status not in (ConversationStatus.assigned, ConversationStatus.queued):
         raise Conflict(f"the conversation is {conversation.status.value}")
     conversations.transition(session=session, conversation=conversation,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from api.channels.common import signed_text
 from api.channels.messenger import service
 from api.channels.messenger.send_api import SendApiClient, SendError, message_bodies
 from api.db import Database
@@ -32,8 +33,9 @@ class MessengerChannel:
             persona_id = None
             if payload.get("sender") and self.settings.messenger_personas:
                 persona_id = await self._persona(payload["sender"])
+            text = message.text if persona_id else signed_text(message.text, payload.get("sender"))
             bodies = message_bodies(
-                psid=psid, text=message.text, buttons=payload.get("buttons"),
+                psid=psid, text=text, buttons=payload.get("buttons"),
                 image=payload.get("image"),
                 metadata=service.OUR_METADATA_PREFIX + message.uid,
                 messaging_type=window.get("messaging_type", "RESPONSE"), tag=window.get("tag"),

@@ -15,7 +15,7 @@ from typing import Any
 import socketio
 
 from api import flows
-from api.channels.common import BadMessage, check_text, log_unknown_fields
+from api.channels.common import BadMessage, check_text, log_unknown_fields, signed_text
 from api.db import Database
 from api.enums import Channel, DeliveryStatus
 from api.flows import ConversationRef, OutgoingRef
@@ -43,7 +43,7 @@ def to_bot_uttered(message: OutgoingRef) -> list[dict[str, Any]]:
     payload = message.payload or {}
     out: list[dict[str, Any]] = []
     if message.text or payload.get("buttons"):
-        item: dict[str, Any] = {"text": message.text or ""}
+        item: dict[str, Any] = {"text": signed_text(message.text, payload.get("sender")) or ""}
         if payload.get("buttons"):
             item["quick_replies"] = [
                 {"content_type": "text", "title": b["title"],

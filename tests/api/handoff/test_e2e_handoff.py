@@ -66,7 +66,7 @@ async def test_webchat_handoff_named_person_silence_and_handback(switchboard):
                                headers=staff["noor"])
             assert r.status_code == 201, r.text
             assert await widget.next(timeout=5) == {
-                "text": "Hi, Noor here. Where did you see her last?",
+                "text": "Noor: Hi, Noor here. Where did you see her last?",
                 "metadata": {"sender": {"name": NOOR["name"], "title": NOOR["title"]}}}
 
             await widget.say("what time do doors open?", sid)  # routine, but Noor owns it

@@ -244,7 +244,8 @@ async def test_staff_message_on_webchat_carries_the_sender(live_server, triage_e
             r = await client.post(f"/api/v1/conversations/{cid}/messages",
                                   json={"text": "Noor here."}, headers=noor)
             assert r.status_code == 201 and r.json()["delivery_status"] == "sent"
-            assert await widget.next() == {"text": "Noor here.", "metadata": {"sender": {
+            # the widget shows no sender names of its own: the text carries it
+            assert await widget.next() == {"text": "Noor: Noor here.", "metadata": {"sender": {
                 "name": "Noor Visser", "title": "Welfare & safety lead"}}}
         finally:
             await widget.close()
@@ -272,3 +273,29 @@ async def test_safety_while_held_for_a_non_urgent_topic_reroutes_as_urgent(harne
     # an ordinary message while held is only scored, nothing moves
     assert await say(harness, "fan-9", "ok thanks") == []
     assert conv(harness).assignee_id == 4
+
+
+async def test_fan_writing_soon_after_a_resolve_returns_to_the_same_person(harness, welfare,
+                                                                           fake_rasa):
+    """resolved → assigned (continuity): the same person, online, within the window."""
+    await say(harness, "fan-cont", LOST_FRIEND)
+    cid = conv(harness).id
+    r = await harness.client.post(f"/api/v1/conversations/{cid}/resolve", headers=welfare["noor"])
+    assert r.status_code == 200
+    assert await say(harness, "fan-cont", "sorry, one more thing — she's ok now") == []
+    c = conv(harness, cid)
+    assert c.status == ConversationStatus.assigned and c.assignee_id == 4  # Noor again
+    assert fake_rasa.calls == []
+
+
+async def test_fan_writing_after_a_resolve_goes_to_the_bot_when_the_person_is_gone(
+        harness, welfare, fake_rasa):
+    await say(harness, "fan-cont2", LOST_FRIEND)
+    cid = conv(harness).id
+    await harness.client.post(f"/api/v1/conversations/{cid}/resolve", headers=welfare["noor"])
+    r = await harness.client.put("/api/v1/staff/me/presence", json={"presence": "offline"},
+                                 headers=welfare["noor"])
+    assert r.status_code == 200
+    replies = await say(harness, "fan-cont2", "what time do doors open?")
+    assert conv(harness, cid).status == ConversationStatus.bot
+    assert replies[-1]["text"] == "echo: what time do doors open?"

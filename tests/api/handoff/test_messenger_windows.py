@@ -58,7 +58,9 @@ async def test_windows_response_human_agent_refused(messenger_harness, fake_grap
     assert r.status_code == 201 and r.json()["delivery_status"] == "sent"
     body = fake_graph.messages()[-1]["body"]
     assert body["messaging_type"] == "RESPONSE" and "tag" not in body
-    assert body["message"]["text"] == "Noor here, where are you?" and "persona_id" not in body
+    # no persona: the text itself carries the name
+    assert body["message"]["text"] == "Noor: Noor here, where are you?"
+    assert "persona_id" not in body
 
     _age(h, hours=30)
     r = await _reply(h, cid, noor, "Checking in: did you find her?")
@@ -84,4 +86,6 @@ async def test_persona_created_once_and_used(persona_harness, fake_graph):
     staff_msgs = fake_graph.messages()[1:]
     assert len(staff_msgs) == 2
     assert len({m["body"]["persona_id"] for m in staff_msgs}) == 1
+    # the persona shows the name: the text is sent as typed
+    assert [m["body"]["message"]["text"] for m in staff_msgs] == ["Noor here.", "Still with you."]
     assert "persona_id" not in fake_graph.messages()[0]["body"]  # the system's handoff text

@@ -1,0 +1,1 @@
+"""The staff inbox: browser sessions, notes, flags, canned responses, the live event stream."""

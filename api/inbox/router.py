@@ -1,0 +1,311 @@
+"""The staff inbox: ``/inbox`` pages (sign-in, the app), its JSON API additions under
+``/api/v1`` and the live event stream ``/api/v1/events`` (server-sent events)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Header, HTTPException, Request
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, StreamingResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+
+from api.auth.dependencies import CurrentStaff, staff_for_cookie
+from api.auth.router import LockedOut, check_login
+from api.conversations.router import _run
+from api.dependencies import ServicesDep
+from api.inbox import schemas, service, sessions
+from api.inbox.models import CannedResponse
+from api.staff.models import Staff
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+templates = Environment(loader=FileSystemLoader(HERE / "templates"),
+                        autoescape=select_autoescape(default=True, default_for_string=True))
+
+INBOX_CSP = "; ".join([
+    "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
+    "connect-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'",
+    "form-action 'self'",
+])
+PAGE_HEADERS = {"Content-Security-Policy": INBOX_CSP, "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+LOGIN_CSRF = "sb_login_csrf"
+STATIC = {"inbox.js": "text/javascript", "inbox.css": "text/css"}
+
+pages = APIRouter(include_in_schema=False)
+api = APIRouter(prefix="/api/v1", tags=["inbox"])
+
+
+def _page(name: str, status: int = 200, **ctx) -> HTMLResponse:
+    return HTMLResponse(templates.get_template(name).render(**ctx), status_code=status,
+                        headers=PAGE_HEADERS)
+
+
+def _cookie_kw(services) -> dict:
+    return {"httponly": True, "samesite": "strict", "secure": not services.settings.is_local,
+            "path": "/"}
+
+
+# -- pages --------------------------------------------------------------------------------------
+@pages.get("/inbox/login")
+async def login_page(services: ServicesDep, error: str = "") -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    resp = _page("login.html", csrf=token, error=error)
+    resp.set_cookie(LOGIN_CSRF, token, max_age=3600, **_cookie_kw(services))
+    return resp
+
+
+@pages.post("/inbox/login")
+async def login_submit(request: Request, services: ServicesDep,
+                       handle: Annotated[str, Form(max_length=64)],
+                       password: Annotated[str, Form(max_length=256)],
+                       csrf: Annotated[str, Form(max_length=100)] = ""):
+    # Login CSRF: the form's token must match the cookie set with the form (double submit).
+    if not sessions.csrf_ok(request.cookies.get(LOGIN_CSRF) or "", csrf or None):
+        return await _login_again(services, "Your sign-in form expired; try again.", 403)
+    now = services.handoff.clock.now()
+    settings = services.settings
+
+    def work(session):
+        staff = check_login(session, handle=handle.strip(), password=password, now=now)
+        if staff is None:
+            return None
+        token, _csrf = sessions.create(session=session, staff_id=staff.id, now=now,
+                                       ttl_s=settings.auth_token_ttl_s)
+        session.commit()
+        return token
+
+    try:
+        token = await services.db.run(work)
+    except LockedOut as exc:
+        minutes = -(-exc.seconds // 60)
+        return await _login_again(
+            services, f"Too many failed attempts: try again in {minutes} min.", 429)
+    if token is None:
+        return await _login_again(services, "Wrong handle or password.", 401)
+    resp = RedirectResponse("/inbox", status_code=303)
+    resp.set_cookie(sessions.COOKIE, token, max_age=settings.auth_token_ttl_s,
+                    **_cookie_kw(services))
+    resp.delete_cookie(LOGIN_CSRF, path="/")
+    return resp
+
+
+async def _login_again(services, error: str, status: int) -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    resp = _page("login.html", status=status, csrf=token, error=error)
+    resp.set_cookie(LOGIN_CSRF, token, max_age=3600, **_cookie_kw(services))
+    return resp
+
+
+@pages.post("/inbox/logout")
+async def logout(request: Request, services: ServicesDep,
+                 csrf: Annotated[str, Form(max_length=100)] = ""):
+    cookie = request.cookies.get(sessions.COOKIE)
+    if cookie:
+        try:
+            await staff_for_cookie(_WithCsrf(request, csrf), services, cookie)
+        except HTTPException as exc:
+            if exc.status_code == 403:
+                raise
+        await services.db.run(_end_session, token=cookie)
+    resp = RedirectResponse("/inbox/login", status_code=303)
+    resp.delete_cookie(sessions.COOKIE, path="/")
+    return resp
+
+
+class _WithCsrf:
+    """The request as the cookie check sees it, with the form's CSRF field as the header."""
+
+    def __init__(self, request: Request, csrf: str) -> None:
+        self.method = request.method
+        self.headers = {"x-csrf-token": csrf}
+        self.state = request.state
+
+
+def _end_session(session, *, token: str) -> None:
+    sessions.end(session=session, token=token)
+    session.commit()
+
+
+@pages.get("/inbox")
+async def inbox_page(request: Request, services: ServicesDep):
+    cookie = request.cookies.get(sessions.COOKIE)
+    if not cookie:
+        return RedirectResponse("/inbox/login", status_code=303)
+    try:
+        staff = await staff_for_cookie(request, services, cookie)
+    except HTTPException:
+        resp = RedirectResponse("/inbox/login", status_code=303)
+        resp.delete_cookie(sessions.COOKIE, path="/")
+        return resp
+    presence = await services.db.run(lambda s: s.get(Staff, staff.id).presence.value)
+    return _page("inbox.html", staff=staff, csrf=request.state.csrf_token, presence=presence)
+
+
+@pages.get("/inbox/static/{name}")
+async def static(name: str) -> FileResponse:
+    if name not in STATIC:
+        raise HTTPException(404)
+    return FileResponse(HERE / "static" / name, media_type=STATIC[name],
+                        headers={"X-Content-Type-Options": "nosniff",
+                                 "Cache-Control": "no-cache"})
+
+
+# -- API ----------------------------------------------------------------------------------------
+ConvId = Annotated[int, PathParam(ge=1)]
+
+
+@api.get("/inbox")
+async def inbox_lists(staff: CurrentStaff, services: ServicesDep) -> dict:
+    """My conversations, the queue I could take and — supervisors — every open one, sorted by
+    priority then waiting time, with each topic's first-response target."""
+    return await services.db.run(service.lists, staff_id=staff.id,
+                                 topics=services.handoff.topics)
+
+
+@api.get("/conversations/{conversation_id}/context")
+async def conversation_context(conversation_id: ConvId, staff: CurrentStaff,
+                               services: ServicesDep) -> dict:
+    """Transcript with names, notes, triage, channel, language, earlier conversations, the
+    Messenger window and lost-property reports (403 when not mine / not takeable)."""
+    return await _run(services, service.context, conversation_id=conversation_id,
+                      staff_id=staff.id, topics=services.handoff.topics,
+                      now=services.handoff.clock.now())
+
+
+@api.get("/conversations/{conversation_id}/notes")
+async def list_notes(conversation_id: ConvId, staff: CurrentStaff,
+                     services: ServicesDep) -> list[dict]:
+    ctx = await conversation_context(conversation_id, staff, services)
+    return ctx["notes"]
+
+
+@api.post("/conversations/{conversation_id}/notes", status_code=201)
+async def add_note(conversation_id: ConvId, body: schemas.NoteCreate, staff: CurrentStaff,
+                   services: ServicesDep) -> dict:
+    """A private note: staff only, never sent to the fan."""
+    return await _run(services, service.add_note_flow, conversation_id=conversation_id,
+                      staff_id=staff.id, text=body.text.strip())
+
+
+@api.post("/conversations/{conversation_id}/take")
+async def take(conversation_id: ConvId, staff: CurrentStaff, services: ServicesDep) -> dict:
+    """Take a queued conversation that matches my skills (supervisors: any)."""
+    await _run(services, service.take_flow, conversation_id=conversation_id,
+               staff_id=staff.id, desk=services.handoff.desk())
+    return {"id": conversation_id, "status": "assigned", "assignee": staff.handle}
+
+
+@api.post("/conversations/{conversation_id}/transfer")
+async def transfer(conversation_id: ConvId, body: schemas.TransferCreate, staff: CurrentStaff,
+                   services: ServicesDep) -> dict:
+    """Give my conversation to a colleague with a note; the colleague and the fan are told."""
+    conv, replies = await _run(services, service.transfer_flow,
+                               conversation_id=conversation_id, staff_id=staff.id,
+                               to_handle=body.handle, note=body.note.strip(),
+                               desk=services.handoff.desk())
+    await services.handoff.deliver(conv, replies)
+    return {"id": conversation_id, "status": "assigned", "assignee": body.handle}
+
+
+@api.post("/conversations/{conversation_id}/messages/{message_id}/flag", status_code=201)
+async def flag(conversation_id: ConvId, message_id: Annotated[int, PathParam(ge=1)],
+               body: schemas.FlagCreate, staff: CurrentStaff, services: ServicesDep) -> dict:
+    """Flag a fan message for the operators ("the bot should have known this")."""
+    flag_id = await _run(services, service.flag_flow, conversation_id=conversation_id,
+                         staff_id=staff.id, message_id=message_id, reason=body.reason.strip())
+    return {"id": flag_id, "message_id": message_id}
+
+
+@api.get("/staff")
+async def colleagues(staff: CurrentStaff, services: ServicesDep) -> list[dict]:
+    """Colleagues to transfer to (handle, name, title, presence, skills)."""
+    def work(session):
+        rows = session.scalars(select(Staff).where(Staff.active.is_(True)).order_by(Staff.name))
+        return [{"handle": s.handle, "name": s.name, "title": s.title,
+                 "presence": s.presence.value, "skills": list(s.skills or [])} for s in rows]
+
+    return await services.db.run(work)
+
+
+def _canned_read(c: CannedResponse) -> dict:
+    return {"id": c.id, "shortcut": c.shortcut, "text": c.text}
+
+
+@api.get("/canned")
+async def canned(staff: CurrentStaff, services: ServicesDep,
+                 conversation_id: int | None = None) -> list[dict]:
+    """Canned responses; with ``conversation_id`` (one I may read), placeholders filled in."""
+    rows = await services.db.run(lambda s: [_canned_read(c) for c in service.canned_list(
+        session=s)])
+    if conversation_id is not None:
+        await conversation_context(conversation_id, staff, services)  # authorisation
+
+        def fan_name(session):
+            from api.conversations.models import Conversation, Fan
+
+            c = session.get(Conversation, conversation_id)
+            fan = session.get(Fan, c.fan_id)
+            return fan.display_name
+
+        name = await services.db.run(fan_name)
+        for r in rows:
+            r["filled"] = service.fill(r["text"], fan_name=name, agent_name=staff.name)
+    return rows
+
+
+@api.post("/canned", status_code=201)
+async def add_canned(body: schemas.CannedCreate, staff: CurrentStaff,
+                     services: ServicesDep) -> dict:
+    def work(session):
+        if session.scalar(select(CannedResponse).where(
+                CannedResponse.shortcut == body.shortcut)):
+            return None
+        row = CannedResponse(shortcut=body.shortcut, text=body.text, created_by=staff.id)
+        session.add(row)
+        session.commit()
+        return _canned_read(row)
+
+    out = await services.db.run(work)
+    if out is None:
+        raise HTTPException(409, "that shortcut exists")
+    return out
+
+
+@api.delete("/canned/{canned_id}", status_code=204)
+async def delete_canned(canned_id: Annotated[int, PathParam(ge=1)], staff: CurrentStaff,
+                        services: ServicesDep) -> None:
+    """Remove a canned response (its author or a supervisor)."""
+    def work(session):
+        row = session.get(CannedResponse, canned_id)
+        if row is None:
+            return 404
+        if not (staff.supervisor or row.created_by == staff.id):
+            return 403
+        session.delete(row)
+        session.commit()
+        return 204
+
+    code = await services.db.run(work)
+    if code != 204:
+        raise HTTPException(code, "not found" if code == 404 else "not yours to delete")
+
+
+@api.get("/events")
+async def events(request: Request, staff: CurrentStaff, services: ServicesDep,
+                 last_event_id: Annotated[str | None, Header()] = None,
+                 after: int | None = None) -> StreamingResponse:
+    """Server-sent events from the switchboard's bus; resume with ``Last-Event-ID`` (or
+    ``?after=``) from the per-process ring buffer."""
+    last = after
+    if last_event_id and last_event_id.strip().isdigit():
+        last = int(last_event_id.strip())
+    body = services.stream.follow(last_id=last, disconnected=request.is_disconnected)
+    return StreamingResponse(body, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store",
+                                      "X-Accel-Buffering": "no"})

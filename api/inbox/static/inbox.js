@@ -1,0 +1,289 @@
+// The staff inbox: plain module, no dependencies. Every text from the server is set with
+// textContent (never innerHTML): fan text is untrusted.
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+const me = document.querySelector(".me").dataset;
+const state = { open: null, ctx: null, staff: [], timer: null };
+
+async function call(method, url, body) {
+  const opts = { method, headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" };
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const r = await fetch(url, opts);
+  if (r.status === 401) { location.href = "/inbox/login"; throw new Error("signed out"); }
+  const data = r.status === 204 ? null : await r.json().catch(() => null);
+  if (!r.ok) throw new Error((data && data.detail) || r.statusText);
+  return data;
+}
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  return e;
+}
+
+function mmss(seconds) {
+  const s = Math.abs(Math.round(seconds));
+  const m = Math.floor(s / 60), r = s % 60;
+  return (seconds < 0 ? "-" : "") + m + ":" + String(r).padStart(2, "0");
+}
+
+function timerText(c) {
+  if (c.first_response_at) return { text: "answered", cls: "ok" };
+  if (!c.first_response_due_at) return { text: "", cls: "" };
+  const left = (Date.parse(c.first_response_due_at) - Date.now()) / 1000;
+  return { text: (left >= 0 ? mmss(left) + " left" : mmss(left) + " late") +
+                 " / " + c.target_minutes + " min", cls: left < 0 ? "late" : left < 120 ? "soon" : "ok" };
+}
+
+function renderList(id, rows) {
+  const ul = document.getElementById("list-" + id);
+  if (!ul) return;
+  document.getElementById("count-" + id).textContent = rows.length ? "(" + rows.length + ")" : "";
+  ul.replaceChildren(...rows.map((c) => {
+    const li = el("li", "conv prio-" + (c.priority || "normal"));
+    li.dataset.id = c.id;
+    if (state.open === c.id) li.classList.add("selected");
+    const a = el("a");
+    a.href = "#c" + c.id;
+    const top = el("div", "row");
+    top.append(el("span", "badge prio-" + (c.priority || "normal"), c.priority || "normal"),
+               el("span", "topic", c.topic || "general"), el("span", "fan muted", c.fan));
+    const t = timerText(c);
+    const timer = el("span", "timer " + t.cls, t.text);
+    timer.dataset.due = c.first_response_due_at || "";
+    timer.dataset.target = c.target_minutes;
+    timer.dataset.answered = c.first_response_at ? "1" : "";
+    top.append(timer);
+    a.append(top, el("div", "last", c.last_text));
+    if (c.assignee && id === "all") a.append(el("div", "who muted", "with " + c.assignee.name));
+    li.append(a);
+    return li;
+  }));
+}
+
+async function refreshLists() {
+  const data = await call("GET", "/api/v1/inbox");
+  renderList("mine", data.mine);
+  renderList("queue", data.queue);
+  renderList("all", data.all);
+}
+
+function tickTimers() {
+  document.querySelectorAll(".timer").forEach((t) => {
+    if (t.dataset.answered || !t.dataset.due) return;
+    const r = timerText({ first_response_due_at: t.dataset.due, target_minutes: t.dataset.target });
+    t.textContent = r.text;
+    t.className = "timer " + r.cls;
+  });
+}
+
+function windowText(w) {
+  if (!w) return "Not on Messenger (no window).";
+  const h = (s) => (s / 3600).toFixed(1) + " h";
+  if (w.response_s > 0) return "Standard reply: " + h(w.response_s) + " left (human agent tag: " + h(w.human_agent_s) + ").";
+  if (w.human_agent_s > 0) return "24 h passed: HUMAN_AGENT tag, " + h(w.human_agent_s) + " left.";
+  return "Closed: no reply may be sent.";
+}
+
+function entry(m) {
+  const li = el("li", "msg " + m.kind + " from-" + m.sender_type);
+  li.dataset.id = m.id;
+  const head = el("div", "msg-head");
+  head.append(el("span", "sender", m.sender), el("time", "muted", new Date(m.created_at).toLocaleTimeString()));
+  li.append(head, el("div", "msg-text", m.text));
+  if (m.kind === "incoming" && state.ctx && state.ctx.may_act) {
+    const b = el("button", "flag", m.flagged ? "flagged" : "Flag for operators");
+    b.disabled = m.flagged;
+    b.dataset.message = m.id;
+    li.append(b);
+  }
+  return li;
+}
+
+function renderPane(ctx) {
+  const pane = document.getElementById("pane");
+  const fresh = !pane.querySelector(".composer") || pane.dataset.id !== String(ctx.id);
+  if (fresh) {
+    pane.replaceChildren(document.getElementById("pane-template").content.cloneNode(true));
+    pane.dataset.id = ctx.id;
+    bindPane(pane);
+  }
+  pane.querySelector(".c-title").textContent = ctx.fan + " — " + (ctx.topic || "general") + " (" + (ctx.priority || "normal") + ")";
+  pane.querySelector(".c-meta").textContent = "Channel: " + ctx.channel + " · language: " + (ctx.language || "?") +
+    " · status: " + ctx.status + (ctx.assignee ? " · with " + ctx.assignee.name : "");
+  pane.querySelector(".c-reasons").textContent = ctx.reasons.length ? "Why: " + ctx.reasons.join("; ") : "";
+  const triage = pane.querySelector(".triage");
+  triage.replaceChildren(...ctx.reasons.map((r) => el("li", "reason", r)),
+                         ...(ctx.triggers.length ? [el("li", "muted", "triggers: " + ctx.triggers.join(", "))] : []));
+  pane.querySelector(".window").textContent = windowText(ctx.messenger_window);
+  pane.querySelector(".earlier").replaceChildren(...(ctx.earlier.length ? ctx.earlier.map((e) =>
+    el("li", "", "#" + e.id + " " + (e.topic || "bot only") + " · " + e.status + (e.helped_by ? " · helped by " + e.helped_by : ""))) : [el("li", "muted", "none")]));
+  pane.querySelector(".lost").replaceChildren(...(ctx.lost_property.length ? ctx.lost_property.map((r) =>
+    el("li", "", (r.item || "item") + " — " + (r.when || "") + " (" + r.status + ")")) : [el("li", "muted", "none")]));
+  pane.querySelector(".notes").replaceChildren(...ctx.notes.map((n) => {
+    const li = el("li", "note");
+    li.append(el("span", "sender", n.author || "staff"), el("div", "", n.text));
+    return li;
+  }));
+  const list = pane.querySelector(".transcript");
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  list.replaceChildren(...ctx.transcript.map(entry));
+  if (fresh || atBottom) list.scrollTop = list.scrollHeight;
+  const act = ctx.may_act && (ctx.status === "assigned" || ctx.status === "queued");
+  pane.querySelector('[data-action="take"]').hidden = !ctx.may_take;
+  pane.querySelector('[data-action="handback"]').hidden = !(ctx.may_act && ctx.status === "assigned");
+  pane.querySelector('[data-action="resolve"]').hidden = !act;
+  pane.querySelector('[data-action="transfer"]').hidden = !act;
+  pane.querySelector(".transfer-to").hidden = !act;
+  pane.querySelector(".composer").hidden = !act;
+  pane.querySelector(".note-form").hidden = !ctx.may_act;
+  const sel = pane.querySelector(".transfer-to");
+  if (fresh) {
+    sel.replaceChildren(...state.staff.filter((s) => s.handle !== me.handle).map((s) => {
+      const o = el("option", "", s.name + " (" + s.presence + ")");
+      o.value = s.handle;
+      return o;
+    }));
+  }
+}
+
+async function openConversation(id) {
+  state.open = id;
+  document.querySelectorAll(".conv").forEach((li) => li.classList.toggle("selected", li.dataset.id === String(id)));
+  try {
+    state.ctx = await call("GET", "/api/v1/conversations/" + id + "/context");
+    renderPane(state.ctx);
+    loadCanned(id);
+  } catch (e) {
+    document.getElementById("pane").replaceChildren(el("p", "error", e.message));
+  }
+}
+
+async function reloadOpen() {
+  if (state.open === null) return;
+  try {
+    state.ctx = await call("GET", "/api/v1/conversations/" + state.open + "/context");
+    renderPane(state.ctx);
+  } catch (e) { say(e.message); }
+}
+
+async function loadCanned(id) {
+  const rows = await call("GET", "/api/v1/canned?conversation_id=" + id);
+  const sel = document.querySelector("#pane .canned");
+  if (!sel) return;
+  sel.replaceChildren(el("option", "", "Canned…"), ...rows.map((r) => {
+    const o = el("option", "", "/" + r.shortcut);
+    o.value = r.filled;
+    return o;
+  }));
+  sel.firstChild.value = "";
+}
+
+function say(text) {
+  const s = document.querySelector("#pane .status");
+  if (s) s.textContent = text;
+}
+
+async function act(fn, done) {
+  try { await fn(); if (done) say(done); } catch (e) { say("Refused: " + e.message); }
+  await Promise.all([refreshLists(), reloadOpen()]);
+}
+
+function bindPane(pane) {
+  const id = () => state.open;
+  const text = pane.querySelector(".composer textarea");
+  const send = () => {
+    const value = text.value.trim();
+    if (!value) return;
+    text.value = "";
+    act(() => call("POST", "/api/v1/conversations/" + id() + "/messages", { text: value }), "Sent.");
+  };
+  pane.querySelector(".composer").addEventListener("submit", (e) => { e.preventDefault(); send(); });
+  text.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
+  });
+  pane.querySelector(".canned").addEventListener("change", (e) => {
+    if (e.target.value) { text.value = e.target.value; text.focus(); e.target.selectedIndex = 0; }
+  });
+  pane.querySelector(".note-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const area = e.target.querySelector("textarea");
+    const value = area.value.trim();
+    if (!value) return;
+    area.value = "";
+    act(() => call("POST", "/api/v1/conversations/" + id() + "/notes", { text: value }), "Note added.");
+  });
+  pane.addEventListener("click", (e) => {
+    const b = e.target.closest("button");
+    if (!b) return;
+    if (b.dataset.message) {
+      act(() => call("POST", "/api/v1/conversations/" + id() + "/messages/" + b.dataset.message + "/flag", {}), "Flagged for the operators.");
+    } else if (b.dataset.action === "take") {
+      act(() => call("POST", "/api/v1/conversations/" + id() + "/take"), "It's yours.");
+    } else if (b.dataset.action === "handback") {
+      act(() => call("POST", "/api/v1/conversations/" + id() + "/handback"), "Handed back to the bot.");
+    } else if (b.dataset.action === "resolve") {
+      act(() => call("POST", "/api/v1/conversations/" + id() + "/resolve"), "Resolved.");
+    } else if (b.dataset.action === "transfer") {
+      const to = pane.querySelector(".transfer-to").value;
+      const note = window.prompt("Note for your colleague (optional)") || "";
+      act(() => call("POST", "/api/v1/conversations/" + id() + "/transfer", { handle: to, note }), "Transferred.");
+    }
+  });
+}
+
+function connect() {
+  // EventSource resends Last-Event-ID by itself after a drop; the server replays from its ring.
+  const live = document.getElementById("live");
+  const es = new EventSource("/api/v1/events");
+  let pending = null;
+  const soon = (convId) => {
+    if (pending) return;
+    pending = setTimeout(() => {
+      pending = null;
+      refreshLists();
+      reloadOpen();
+    }, 50);
+  };
+  es.onopen = () => { live.textContent = "live"; live.className = "live on"; };
+  es.onerror = () => { live.textContent = "reconnecting…"; live.className = "live off"; };
+  ["message.created", "conversation.status_changed", "conversation.assigned", "conversation.queued",
+   "conversation.unassigned", "conversation.first_response", "conversation.first_response_late",
+   "note.created", "message.flagged", "lost_property.reported", "resync"].forEach((t) =>
+    es.addEventListener(t, (e) => {
+      const data = JSON.parse(e.data || "{}");
+      if (t === "message.created" && data.conversation_id !== state.open) { refreshLists(); return; }
+      soon(data.conversation_id);
+    }));
+  es.addEventListener("staff.presence_changed", async () => {
+    state.staff = await call("GET", "/api/v1/staff");
+  });
+}
+
+document.getElementById("presence").addEventListener("change", async (e) => {
+  try {
+    await call("PUT", "/api/v1/staff/me/presence", { presence: e.target.value });
+    e.target.dataset.current = e.target.value;
+  } catch (err) { e.target.value = e.target.dataset.current; }
+  refreshLists();
+});
+
+document.querySelector(".lists").addEventListener("click", (e) => {
+  const li = e.target.closest(".conv");
+  if (!li) return;
+  e.preventDefault();
+  history.replaceState(null, "", "#c" + li.dataset.id);
+  openConversation(Number(li.dataset.id));
+});
+
+(async () => {
+  state.staff = await call("GET", "/api/v1/staff");
+  await refreshLists();
+  const m = /^#c(\d+)$/.exec(location.hash);
+  if (m) openConversation(Number(m[1]));
+  connect();
+  setInterval(tickTimers, 1000);
+})();
