@@ -10,7 +10,7 @@ REDIS_READY := redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1
 API_PYTEST := $(API_PY) -m pytest tests/api -p no:cacheprovider
 
 .PHONY: api-env npm-assets chromium services test-api test-api-sqlite test-api-postgres \
-	db-upgrade bench-switchboard bench-handoff
+	db-upgrade bench-switchboard bench-handoff bench-inbox
 
 # .venv from requirements/api.lock (recreated when the lock changes).
 api-env: $(API_STAMP)
@@ -63,6 +63,12 @@ bench-switchboard: api-env npm-assets train
 # a few hundred messages, 127.0.0.1 only, stops by itself; writes var/bench-handoff.json).
 bench-handoff: api-env
 	$(API_PY) -m api.bench.handoff
+
+# The staff inbox in headless Chromium and over SSE (no Rasa in the path; 127.0.0.1 only; about a
+# minute, stops by itself; writes var/bench-inbox.json): fan message -> visible in the assignee's
+# open page, page weight and load time, one event reaching 50 connected staff.
+bench-inbox: api-env chromium
+	$(API_PY) -m api.inbox.bench
 
 # Refresh the committed inbox screenshots (docs/screenshots/*.png) from the inbox browser test
 # (real bot; about a minute). CI never runs this: tests write to a temp dir by default.

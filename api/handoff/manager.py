@@ -56,9 +56,16 @@ class HandoffManager:
             self._timer_task = asyncio.create_task(self._timer_loop())
 
     async def stop(self) -> None:
-        tasks = list(self._tasks) + ([self._timer_task] if self._timer_task else [])
-        for t in tasks:
-            t.cancel()
+        """Stop the timers; let in-flight work (an urgent alert being posted) finish first,
+        within the alert timeout, rather than drop it."""
+        if self._timer_task:
+            self._timer_task.cancel()
+        pending = list(self._tasks)
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=self.settings.alert_timeout_s + 1)
+            for task in late:
+                task.cancel()
+        tasks = pending + ([self._timer_task] if self._timer_task else [])
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _spawn(self, coro) -> None:

@@ -233,15 +233,24 @@ async def colleagues(staff: CurrentStaff, services: ServicesDep) -> list[dict]:
     return await services.db.run(work)
 
 
-def _canned_read(c: CannedResponse) -> dict:
-    return {"id": c.id, "shortcut": c.shortcut, "text": c.text}
+def _canned_read(c: CannedResponse, staff=None) -> dict:
+    out = {"id": c.id, "shortcut": c.shortcut, "text": c.text}
+    if staff is not None:
+        out["may_edit"] = _may_edit_canned(staff, c)
+    return out
+
+
+def _may_edit_canned(staff, row: CannedResponse) -> bool:
+    """Everyone may add canned responses; their author or a supervisor edits and deletes."""
+    return bool(staff.supervisor or row.created_by == staff.id)
 
 
 @api.get("/canned")
 async def canned(staff: CurrentStaff, services: ServicesDep,
                  conversation_id: int | None = None) -> list[dict]:
-    """Canned responses; with ``conversation_id`` (one I may read), placeholders filled in."""
-    rows = await services.db.run(lambda s: [_canned_read(c) for c in service.canned_list(
+    """Canned responses (each with ``may_edit`` for me); with ``conversation_id`` (one I may
+    read), placeholders filled in."""
+    rows = await services.db.run(lambda s: [_canned_read(c, staff) for c in service.canned_list(
         session=s)])
     if conversation_id is not None:
         await conversation_context(conversation_id, staff, services)  # authorisation
@@ -262,6 +271,7 @@ async def canned(staff: CurrentStaff, services: ServicesDep,
 @api.post("/canned", status_code=201)
 async def add_canned(body: schemas.CannedCreate, staff: CurrentStaff,
                      services: ServicesDep) -> dict:
+    """Add a canned response (any staff member)."""
     def work(session):
         if session.scalar(select(CannedResponse).where(
                 CannedResponse.shortcut == body.shortcut)):
@@ -269,11 +279,36 @@ async def add_canned(body: schemas.CannedCreate, staff: CurrentStaff,
         row = CannedResponse(shortcut=body.shortcut, text=body.text, created_by=staff.id)
         session.add(row)
         session.commit()
-        return _canned_read(row)
+        return _canned_read(row, staff)
 
     out = await services.db.run(work)
     if out is None:
         raise HTTPException(409, "that shortcut exists")
+    return out
+
+
+@api.put("/canned/{canned_id}")
+async def edit_canned(canned_id: Annotated[int, PathParam(ge=1)], body: schemas.CannedCreate,
+                      staff: CurrentStaff, services: ServicesDep) -> dict:
+    """Change a canned response's shortcut and text (its author or a supervisor)."""
+    def work(session):
+        row = session.get(CannedResponse, canned_id)
+        if row is None:
+            return 404, None
+        if not _may_edit_canned(staff, row):
+            return 403, None
+        clash = session.scalar(select(CannedResponse).where(
+            CannedResponse.shortcut == body.shortcut, CannedResponse.id != canned_id))
+        if clash is not None:
+            return 409, None
+        row.shortcut, row.text = body.shortcut, body.text
+        session.commit()
+        return 200, _canned_read(row, staff)
+
+    code, out = await services.db.run(work)
+    if code != 200:
+        raise HTTPException(code, {404: "not found", 403: "not yours to edit",
+                                   409: "that shortcut exists"}[code])
     return out
 
 
@@ -285,7 +320,7 @@ async def delete_canned(canned_id: Annotated[int, PathParam(ge=1)], staff: Curre
         row = session.get(CannedResponse, canned_id)
         if row is None:
             return 404
-        if not (staff.supervisor or row.created_by == staff.id):
+        if not _may_edit_canned(staff, row):
             return 403
         session.delete(row)
         session.commit()

@@ -13,7 +13,10 @@ async function call(method, url, body) {
   const r = await fetch(url, opts);
   if (r.status === 401) { location.href = "/inbox/login"; throw new Error("signed out"); }
   const data = r.status === 204 ? null : await r.json().catch(() => null);
-  if (!r.ok) throw new Error((data && data.detail) || r.statusText);
+  if (!r.ok) {
+    const detail = data && data.detail;
+    throw new Error(typeof detail === "string" ? detail : r.status === 422 ? "invalid input" : r.statusText);
+  }
   return data;
 }
 
@@ -137,17 +140,22 @@ function renderPane(ctx) {
   pane.querySelector('[data-action="handback"]').hidden = !(ctx.may_act && ctx.status === "assigned");
   pane.querySelector('[data-action="resolve"]').hidden = !act;
   pane.querySelector('[data-action="transfer"]').hidden = !act;
-  pane.querySelector(".transfer-to").hidden = !act;
+  if (!act) pane.querySelector(".transfer-form").hidden = true;
   pane.querySelector(".composer").hidden = !act;
   pane.querySelector(".note-form").hidden = !ctx.may_act;
+  if (fresh) fillTransferTo(pane);
+}
+
+function fillTransferTo(pane) {
   const sel = pane.querySelector(".transfer-to");
-  if (fresh) {
-    sel.replaceChildren(...state.staff.filter((s) => s.handle !== me.handle).map((s) => {
-      const o = el("option", "", s.name + " (" + s.presence + ")");
-      o.value = s.handle;
-      return o;
-    }));
-  }
+  if (!sel) return;
+  const keep = sel.value;
+  sel.replaceChildren(...state.staff.filter((s) => s.handle !== me.handle).map((s) => {
+    const o = el("option", "", s.name + " · " + s.title + " (" + s.presence + ")");
+    o.value = s.handle;
+    return o;
+  }));
+  if (keep) sel.value = keep;
 }
 
 async function openConversation(id) {
@@ -228,12 +236,115 @@ function bindPane(pane) {
     } else if (b.dataset.action === "resolve") {
       act(() => call("POST", "/api/v1/conversations/" + id() + "/resolve"), "Resolved.");
     } else if (b.dataset.action === "transfer") {
-      const to = pane.querySelector(".transfer-to").value;
-      const note = window.prompt("Note for your colleague (optional)") || "";
-      act(() => call("POST", "/api/v1/conversations/" + id() + "/transfer", { handle: to, note }), "Transferred.");
+      const form = pane.querySelector(".transfer-form");
+      form.hidden = !form.hidden;
+      if (!form.hidden) { fillTransferTo(pane); form.querySelector("select").focus(); }
+    } else if (b.dataset.action === "transfer-cancel") {
+      const form = pane.querySelector(".transfer-form");
+      form.reset();
+      form.hidden = true;
     }
   });
+  pane.querySelector(".transfer-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const form = e.target;
+    const to = form.elements.handle.value;
+    if (!to) return;
+    const note = form.elements.note.value.trim();
+    const who = form.elements.handle.selectedOptions[0].textContent;
+    form.reset();
+    form.hidden = true;
+    act(() => call("POST", "/api/v1/conversations/" + id() + "/transfer", { handle: to, note }),
+        "Transferred to " + who + ".");
+  });
 }
+
+// Canned responses: a small management screen (list, add, edit, delete) over /api/v1/canned.
+const canned = {
+  dialog: document.getElementById("canned-dialog"),
+  list: document.getElementById("canned-list"),
+  form: document.getElementById("canned-form"),
+  rows: [],
+};
+
+function cannedSay(text) { canned.form.querySelector(".canned-status").textContent = text; }
+
+function cannedEdit(row) {
+  const f = canned.form;
+  f.elements.id.value = row ? row.id : "";
+  f.elements.shortcut.value = row ? row.shortcut : "";
+  f.elements.text.value = row ? row.text : "";
+  f.querySelector(".canned-form-title").textContent = row ? "Edit /" + row.shortcut : "Add a canned response";
+  f.querySelector('button[type="submit"]').textContent = row ? "Save" : "Add";
+  f.querySelector('[data-action="canned-new"]').hidden = !row;
+  if (row) f.elements.text.focus();
+}
+
+async function cannedLoad() {
+  canned.rows = await call("GET", "/api/v1/canned");
+  canned.list.replaceChildren(...(canned.rows.length ? canned.rows.map((r) => {
+    const li = el("li", "canned-row");
+    li.dataset.id = r.id;
+    const text = el("div", "canned-text");
+    text.append(el("strong", "", "/" + r.shortcut), el("div", "", r.text));
+    li.append(text);
+    if (r.may_edit) {
+      const edit = el("button", "", "Edit");
+      edit.type = "button";
+      edit.dataset.cannedEdit = r.id;
+      const del = el("button", "danger", "Delete");
+      del.type = "button";
+      del.dataset.cannedDelete = r.id;
+      li.append(edit, del);
+    }
+    return li;
+  }) : [el("li", "muted", "None yet.")]));
+}
+
+document.getElementById("open-canned").addEventListener("click", async () => {
+  cannedEdit(null);
+  cannedSay("");
+  canned.dialog.showModal();
+  try { await cannedLoad(); } catch (e) { cannedSay("Could not load: " + e.message); }
+});
+
+canned.dialog.addEventListener("click", async (e) => {
+  const b = e.target.closest("button");
+  if (!b) return;
+  if (b.dataset.action === "canned-close") { canned.dialog.close(); return; }
+  if (b.dataset.action === "canned-new") { cannedEdit(null); return; }
+  if (b.dataset.cannedEdit) {
+    cannedEdit(canned.rows.find((r) => String(r.id) === b.dataset.cannedEdit));
+  } else if (b.dataset.cannedDelete) {
+    const row = canned.rows.find((r) => String(r.id) === b.dataset.cannedDelete);
+    if (b.dataset.confirm !== "1") {  // a second click confirms (no window.confirm)
+      b.dataset.confirm = "1";
+      b.textContent = "Delete /" + row.shortcut + "?";
+      return;
+    }
+    try {
+      await call("DELETE", "/api/v1/canned/" + row.id);
+      cannedSay("Deleted /" + row.shortcut + ".");
+      if (canned.form.elements.id.value === String(row.id)) cannedEdit(null);
+    } catch (err) { cannedSay("Refused: " + err.message); }
+    await cannedLoad();
+  }
+});
+
+canned.form.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = canned.form;
+  const body = { shortcut: f.elements.shortcut.value.trim(), text: f.elements.text.value.trim() };
+  const editing = f.elements.id.value;
+  try {
+    if (editing) await call("PUT", "/api/v1/canned/" + editing, body);
+    else await call("POST", "/api/v1/canned", body);
+    cannedSay((editing ? "Saved /" : "Added /") + body.shortcut + ".");
+    cannedEdit(null);
+  } catch (err) { cannedSay("Refused: " + err.message); }
+  await cannedLoad();
+  if (state.open !== null) loadCanned(state.open);
+});
 
 function connect() {
   // EventSource resends Last-Event-ID by itself after a drop; the server replays from its ring.
@@ -260,6 +371,8 @@ function connect() {
     }));
   es.addEventListener("staff.presence_changed", async () => {
     state.staff = await call("GET", "/api/v1/staff");
+    const pane = document.getElementById("pane");
+    if (pane.querySelector(".transfer-form")) fillTransferTo(pane);
   });
 }
 

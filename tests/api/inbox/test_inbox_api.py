@@ -221,6 +221,48 @@ async def test_canned_responses_with_placeholders(harness):
     assert (await c.delete(f"/api/v1/canned/{r.json()['id']}", headers=noor)).status_code == 204
 
 
+async def test_canned_management_edit_delete_and_permissions(harness):
+    """Everyone may list and add; only the author or a supervisor edits or deletes."""
+    c = harness.client
+    tom, karim, laura = [await login(c, h) for h in ("tom", "karim", "laura")]
+    mine = (await c.post("/api/v1/canned", json={"shortcut": "wait", "text": "One moment"},
+                         headers=tom)).json()
+    assert mine["may_edit"] is True
+    theirs = (await c.post("/api/v1/canned", json={"shortcut": "thanks", "text": "Thanks!"},
+                           headers=karim)).json()
+    rows = {r["shortcut"]: r for r in (await c.get("/api/v1/canned", headers=tom)).json()}
+    assert rows["wait"]["may_edit"] and not rows["thanks"]["may_edit"]
+    sup = {r["shortcut"]: r for r in (await c.get("/api/v1/canned", headers=laura)).json()}
+    assert sup["wait"]["may_edit"] and sup["thanks"]["may_edit"]
+    # the author edits; the shortcut may change, but not onto another one
+    body = {"shortcut": "wait2", "text": "One moment, {first_name}"}
+    r = await c.put(f"/api/v1/canned/{mine['id']}", json=body, headers=tom)
+    assert r.status_code == 200 and r.json()["text"] == body["text"]
+    assert (await c.put(f"/api/v1/canned/{mine['id']}", json={"shortcut": "thanks", "text": "x"},
+                        headers=tom)).status_code == 409
+    assert (await c.put(f"/api/v1/canned/{mine['id']}", json={"shortcut": "ok", "text": ""},
+                        headers=tom)).status_code == 422
+    # another staff member cannot edit or delete it; a supervisor can; missing ids are 404
+    assert (await c.put(f"/api/v1/canned/{theirs['id']}", json=body,
+                        headers=tom)).status_code == 403
+    assert (await c.delete(f"/api/v1/canned/{theirs['id']}", headers=tom)).status_code == 403
+    r = await c.put(f"/api/v1/canned/{theirs['id']}", json={"shortcut": "thanks",
+                                                            "text": "Thank you!"}, headers=laura)
+    assert r.status_code == 200
+    assert (await c.put("/api/v1/canned/9999", json=body, headers=laura)).status_code == 404
+    assert (await c.put(f"/api/v1/canned/{mine['id']}", json=body)).status_code == 401
+    # with the browser's cookie, an edit needs the CSRF token
+    await browser_login(c, "tom")
+    csrf = await page_csrf(c)
+    assert (await c.put(f"/api/v1/canned/{mine['id']}", json=body)).status_code == 403
+    assert (await c.put(f"/api/v1/canned/{mine['id']}", json=body,
+                        headers={"X-CSRF-Token": csrf})).status_code == 200
+    assert (await c.delete(f"/api/v1/canned/{mine['id']}",
+                           headers={"X-CSRF-Token": csrf})).status_code == 204
+    assert (await c.delete(f"/api/v1/canned/{theirs['id']}", headers=laura)).status_code == 204
+    assert (await c.get("/api/v1/canned", headers=laura)).json() == []
+
+
 async def test_stream_replays_after_last_event_id():
     from api.events import InProcessEventBus
 
