@@ -46,6 +46,10 @@ TEXT_ONLY_REPLY = {
 }
 
 
+# Intents meaning the bot did not understand the message.
+NOT_UNDERSTOOD = frozenset({"nlu_fallback", "out_of_scope"})
+
+
 def localized(table: dict[str, str], language: str | None) -> str:
     return table.get((language or "en")[:2], table["en"])
 
@@ -410,11 +414,13 @@ def store_turn(
             msg.intent_confidence = turn.parse.intent.confidence
     replies: list[Message] = []
     handing_off = bool(decision and decision.get("handoff"))
+    bot_lost = msg.intent in NOT_UNDERSTOOD
     for item in turn.messages:
         if item.custom is not None:
             _act_on_custom(session, conversation, msg, item.custom)
-        if handing_off and item.buttons:
-            # The bot's offer ("Shall I get a person?") is settled by the handoff itself.
+        if handing_off and (item.buttons or bot_lost):
+            # The bot's offer ("Shall I get a person?") is settled by the handoff itself, and
+            # "sorry, I didn't get that" has nothing to add to it.
             continue
         payload: dict[str, Any] = {}
         if item.buttons:

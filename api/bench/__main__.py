@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,8 @@ import uuid
 from pathlib import Path
 
 import httpx
+
+from api.bench.common import free_port, pct
 
 ROOT = Path(__file__).resolve().parents[2]
 QUESTIONS = [
@@ -46,11 +47,6 @@ QUESTIONS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def rss_kib(pid: int) -> dict[str, int]:
     out = {}
@@ -59,11 +55,6 @@ def rss_kib(pid: int) -> dict[str, int]:
             key, value = line.split(":", 1)
             out[key] = int(value.split()[0])
     return out
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
 async def run_level(url: str, fans: int, turns: int, tag: str,

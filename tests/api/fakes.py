@@ -120,12 +120,16 @@ class FakeRasa(_Server):
             return [{"recipient_id": sender, "image": "https://example.org/map.png"}]
         if text.startswith("long"):
             return [{"recipient_id": sender, "text": ("word " * 900).strip()}]
+        if text.startswith("huh"):
+            return [{"recipient_id": sender, "text": "Sorry, I didn't quite get that."}]
         return [{"recipient_id": sender, "text": f"echo: {text}"}]
 
     def _run_turn(self, sender: str, text: str, message_id: str | None) -> list[dict[str, Any]]:
         replies = self.replies(sender, text)
-        parse = {"text": text, "intent": {"name": "echo", "confidence": 0.91}, "entities": [],
-                 "intent_ranking": [{"name": "echo", "confidence": 0.91}]}
+        # "huh ..." is a message the bot did not understand
+        intent = ({"name": "nlu_fallback", "confidence": 0.3} if text.startswith("huh")
+                  else {"name": "echo", "confidence": 0.91})
+        parse = {"text": text, "intent": intent, "entities": [], "intent_ranking": [intent]}
         with self.lock:
             events = self.trackers.setdefault(sender, [])
             events.append({"event": "user", "text": text, "message_id": message_id,

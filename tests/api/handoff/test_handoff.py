@@ -299,3 +299,15 @@ async def test_fan_writing_after_a_resolve_goes_to_the_bot_when_the_person_is_go
     replies = await say(harness, "fan-cont2", "what time do doors open?")
     assert conv(harness, cid).status == ConversationStatus.bot
     assert replies[-1]["text"] == "echo: what time do doors open?"
+
+
+async def test_a_handoff_drops_the_bots_not_understood_text(harness, fake_rasa):
+    """A complaint the bot did not understand: the fan reads the handoff, not "sorry, what?"."""
+    laura = await login(harness.client, "laura")
+    await go_online(harness.client, laura)
+    replies = await say(harness, "fan-huh",
+                        "huh your bouncer was so rude and refused us entry for no reason")
+    assert [r.get("text") for r in replies if "didn't quite get" in (r.get("text") or "")] == []
+    [item] = replies
+    assert item["custom"]["handoff"]["topic"] == "complaint"
+    assert item["text"].startswith("I'm passing you to Laura")
