@@ -34,7 +34,7 @@ from pathlib import Path
 
 import httpx
 
-from api.bench.common import free_port, pct
+from api.bench.common import free_port, pct, wait_http_ok
 
 ROOT = Path(__file__).resolve().parents[2]
 QUESTIONS = [
@@ -131,18 +131,8 @@ def start_switchboard(bot, workdir: Path) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError((workdir / "switchboard.log").read_text()[-3000:])
-        try:
-            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.terminate()
-    raise RuntimeError("switchboard did not become healthy")
+    wait_http_ok(url + "/healthz", proc, timeout=60, log=workdir / "switchboard.log")
+    return proc, url
 
 
 def main() -> int:

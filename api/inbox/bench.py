@@ -36,7 +36,7 @@ from pathlib import Path
 
 import httpx
 
-from api.bench.common import free_port, pct
+from api.bench.common import free_port, pct, wait_http_ok
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -112,18 +112,8 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "api.inbox.bench", "--serve", str(port),
                              "--database-url", db], cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the switchboard exited")
-        try:
-            if httpx.get(url + "/inbox/login", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.terminate()
-    raise RuntimeError("the switchboard did not start")
+    wait_http_ok(url + "/inbox/login", proc, timeout=90, interval=0.2)
+    return proc, url
 
 
 async def token_for(client: httpx.AsyncClient, handle: str) -> str:
@@ -197,8 +187,9 @@ async def fan_to_page(browser, url: str, args) -> dict:
         page.on("pageerror", lambda e: errors.append(str(e)))
         await sign_in(page, url, "noor")
         await page.select_option("#presence", "online")
-        await page.wait_for_function("document.getElementById('presence').dataset.current"
-                                     " === 'online'")
+        # An attribute selector, not wait_for_function: the inbox's CSP forbids the eval that
+        # Playwright's in-page polling needs, so that raced (passed only when already true).
+        await page.locator("#presence[data-current='online']").wait_for(state="attached")
         sender = f"bench-fan-{os.getpid()}"
         r = await client.post("/webhooks/rest/webhook", json={"sender": sender, "message": SAFETY})
         handoff = next(it["custom"]["handoff"] for it in r.json()
