@@ -23,6 +23,10 @@ export DATASETS_DIR
 # triage's (train-triage, test-triage, bench-triage, eval-triage).
 -include mk/api.mk
 -include mk/triage.mk
+# The operators' loop from the command line (review-export, evaluate, models, candidate) and the
+# CLINC150 benchmark (bench-nlu, bench-nlu-compare).
+-include mk/operator.mk
+-include mk/nlu.mk
 
 .PHONY: help run test setup bot-env train validate test-bot test-bot-e2e test-conversations test-nlu \
         crossval lint bench bench-bot clean
@@ -30,7 +34,8 @@ export DATASETS_DIR
 help:
 	@echo "make run    start the whole system (installs and trains what is missing)"
 	@echo "make test   set up what is missing and run every test"
-	@echo "other targets: train validate crossval lint bench clean (see README.md)"
+	@echo "other targets: train validate crossval lint bench bench-nlu evaluate models"
+	@echo "               review-export candidate clean (see README.md)"
 
 # --- environments ---------------------------------------------------------------------------
 

@@ -49,6 +49,17 @@ class Answers:
         with open(path, encoding="utf-8") as handle:
             return cls(yaml.safe_load(handle)["answers"])
 
+    @classmethod
+    def load_with_reviewed(cls, path: str | Path, reviewed: str | Path) -> Answers:
+        """The hand-written answers plus those of intents operators created (their file is
+        optional; a hand-written key always wins)."""
+        answers = cls.load(path)
+        if not Path(reviewed).exists():
+            return answers
+        with open(reviewed, encoding="utf-8") as handle:
+            extra = (yaml.safe_load(handle) or {}).get("answers") or {}
+        return cls({**extra, **answers.templates})
+
     def __contains__(self, key: str) -> bool:
         return key in self.templates
 

@@ -22,27 +22,29 @@ Clock = Callable[[], dt.datetime]
 
 
 class _Reloading(Generic[T]):
-    """A value loaded from a file, loaded again when the file's mtime changes."""
+    """A value loaded from files, loaded again when one of their mtimes changes (a missing
+    optional file counts as a state too, so creating it is noticed)."""
 
-    def __init__(self, path: Path, loader: Callable[[Path], T]) -> None:
-        self._path, self._loader = path, loader
+    def __init__(self, paths: tuple[Path, ...], loader: Callable[..., T]) -> None:
+        self._paths, self._loader = paths, loader
         self._value: T | None = None
-        self._mtime: float | None = None
+        self._mtimes: tuple[float | None, ...] | None = None
         self._lock = threading.Lock()
 
     def get(self) -> T:
-        mtime = self._path.stat().st_mtime
+        mtimes = tuple(p.stat().st_mtime if p.exists() else None for p in self._paths)
         with self._lock:
-            if self._value is None or mtime != self._mtime:
-                self._value, self._mtime = self._loader(self._path), mtime
+            if self._value is None or mtimes != self._mtimes:
+                self._value, self._mtimes = self._loader(*self._paths), mtimes
             return self._value
 
 
 class Desk:
     def __init__(self, settings: BotSettings, clock: Clock | None = None) -> None:
         self.settings = settings
-        self._venue = _Reloading(settings.venue_file, Venue.load)
-        self._answers = _Reloading(settings.answers_file, Answers.load)
+        self._venue = _Reloading((settings.venue_file,), Venue.load)
+        self._answers = _Reloading((settings.answers_file, settings.reviewed_answers_file),
+                                   Answers.load_with_reviewed)
         self._clock = clock or self._default_clock
 
     def _default_clock(self) -> dt.datetime:

@@ -18,6 +18,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class BotSettings:
     venue_file: Path
     answers_file: Path
+    # Answers of intents operators created in the console (may not exist yet).
+    reviewed_answers_file: Path
     timezone: ZoneInfo
     frozen_now: dt.datetime | None  # demos and tests: pretend it is this moment
 
@@ -34,6 +36,8 @@ class BotSettings:
         return cls(
             venue_file=Path(env.get("VENUE_FILE", PROJECT_ROOT / "data" / "venue.yml")),
             answers_file=Path(env.get("ANSWERS_FILE", PROJECT_ROOT / "data" / "answers.yml")),
+            reviewed_answers_file=Path(env.get(
+                "REVIEWED_ANSWERS_FILE", PROJECT_ROOT / "data" / "answers.reviewed.yml")),
             timezone=timezone,
             frozen_now=frozen_now,
         )

@@ -28,11 +28,16 @@ from api.health.router import router as health_router
 from api.inbox.router import api as inbox_api_router
 from api.inbox.router import pages as inbox_pages_router
 from api.inbox.stream import EventStream
+from api.operator.router import pages as operator_pages_router
+from api.registry.router import router as models_router
 from api.relay.client import RasaClient
 from api.relay.relay import Relay
+from api.review.router import router as review_router
 from api.services import Services
 from api.settings import DEFAULT_DEMO_PASSWORD, Settings, get_settings
 from api.staff.router import router as staff_router
+from api.training.router import router as training_router
+from api.training.runner import TrainingRunner
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +122,11 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
         await services.handoff.start(timers=timers)
         await services.relay.start()
         await services.stream.start()
+        await services.training.start()
         try:
             yield
         finally:
+            await services.training.stop()
             await services.stream.stop()
             await services.relay.stop()
             await services.handoff.stop()
@@ -145,6 +152,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
     relay = Relay(db=db, rasa=rasa, settings=settings)
     services = Services(settings=settings, db=db, bus=bus, http=http, rasa=rasa, relay=relay)
     services.stream = EventStream(bus)
+    services.training = TrainingRunner(db, settings)
     services.webchat = WebchatChannel(db=db, relay=relay, settings=settings)
     from api.routing.service import load_topics
 
@@ -163,7 +171,9 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": exc.errors()}, status_code=422)
+        # A model validator's error carries the exception object in ``ctx``: say it in words.
+        errors = [{k: v for k, v in e.items() if k != "ctx"} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     app.include_router(health_router)
     app.include_router(rest_router)
@@ -174,6 +184,10 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
     app.include_router(inbox_api_router)
     app.include_router(conversations_router)
     app.include_router(inbox_pages_router)
+    app.include_router(review_router)
+    app.include_router(training_router)
+    app.include_router(models_router)
+    app.include_router(operator_pages_router)
     app.mount("/socket.io", services.webchat.asgi_app())
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     return app

@@ -5,7 +5,10 @@ from api.db import Base
 from api.inbox.models import CannedResponse, LoginThrottle, MessageFlag, Note, StaffSession
 from api.lost_property.models import LostPropertyReport
 from api.outbox.models import OutboxItem
+from api.registry.models import BotModel, ModelEvent
+from api.review.models import ReviewCursor, ReviewItem, ReviewMessage, TrainingDataChange
 from api.staff.models import Staff
+from api.training.models import TrainingJob
 
 __all__ = [
     "Base",
@@ -21,4 +24,11 @@ __all__ = [
     "Message",
     "OutboxItem",
     "Staff",
+    "BotModel",
+    "ModelEvent",
+    "ReviewCursor",
+    "ReviewItem",
+    "ReviewMessage",
+    "TrainingDataChange",
+    "TrainingJob",
 ]

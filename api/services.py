@@ -26,4 +26,5 @@ class Services:
     messenger: Any = None
     handoff: Any = None  # api.handoff.manager.HandoffManager
     stream: Any = None  # api.inbox.stream.EventStream
+    training: Any = None  # api.training.runner.TrainingRunner
     extras: dict[str, Any] = field(default_factory=dict)

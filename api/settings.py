@@ -108,6 +108,24 @@ class Settings(BaseSettings):
         default="", validation_alias="MESSENGER_PERSONA_PICTURE_URL"
     )
 
+    # Operators' retraining loop (api/review, api/training, api/registry): the Rasa project the
+    # console writes reviewed examples into, the bot environment that trains and scores models,
+    # and where models live (candidates in their own folder: nothing unevaluated is served).
+    bot_project_dir: Path = Field(default=REPO_ROOT, validation_alias="BOT_PROJECT_DIR")
+    bot_venv: Path = Field(default=REPO_ROOT / ".venv-bot", validation_alias="BOT_VENV")
+    models_dir: Path = Field(default=REPO_ROOT / "models", validation_alias="MODELS_DIR")
+    # Rasa config for console training (default: the project's config.yml); tests use a small one.
+    bot_train_config: Path | None = Field(default=None, validation_alias="BOT_TRAIN_CONFIG")
+    # A bot turn under this intent confidence goes to the review queue.
+    review_low_confidence: float = Field(default=0.7, validation_alias="REVIEW_LOW_CONFIDENCE")
+    # Activation gate: macro-F1 may fall by at most this, and no intent may fall below the floor.
+    gate_max_macro_f1_drop: float = Field(default=0.01, validation_alias="GATE_MAX_MACRO_F1_DROP")
+    gate_min_intent_f1: float = Field(default=0.8, validation_alias="GATE_MIN_INTENT_F1")
+    # Swapping a model into the running Rasa server loads it first: allow for that.
+    rasa_model_load_timeout_s: float = Field(
+        default=180.0, validation_alias="RASA_MODEL_LOAD_TIMEOUT_S"
+    )
+
     @model_validator(mode="after")
     def _refuse_placeholders_outside_local(self) -> Settings:
         if self.is_local:
@@ -146,6 +164,18 @@ class Settings(BaseSettings):
             "MESSENGER_PAGE_TOKEN": self.messenger_page_token,
         }
         return [k for k, v in names.items() if not v]
+
+    @property
+    def candidates_dir(self) -> Path:
+        return self.models_dir / "candidates"
+
+    @property
+    def evaluations_dir(self) -> Path:
+        return self.models_dir / "evaluations"
+
+    @property
+    def train_config(self) -> Path:
+        return self.bot_train_config or self.bot_project_dir / "config.yml"
 
     @property
     def action_server_base(self) -> str:

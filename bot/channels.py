@@ -10,11 +10,19 @@ only the replies, and a second ``/model/parse`` call would cost another NLU pass
 The switchboard's message id becomes the Rasa user event's ``message_id``, so after a timeout the
 switchboard can look in the tracker to see whether the turn ran before sending it again.
 Plain ``/webhooks/rest/webhook`` stays available for ordinary Rasa clients.
+
+``PUT /webhooks/switchboard/model?token=<RASA_TOKEN>`` with ``{"model_file": path}`` swaps the
+served model like Rasa's ``PUT /model``, but loads it in a worker thread: Rasa's own endpoint
+loads on the event loop, so every fan's turn waits for the whole load (measured: ~19 s,
+`make bench-activation`). The old model answers until the new one is ready.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import logging
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -44,6 +52,28 @@ class SwitchboardInput(RestInput):
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
+
+        @webhook.route("/model", methods=["PUT"])
+        async def swap_model(request: Request) -> HTTPResponse:
+            expected = os.environ.get("RASA_TOKEN") or ""
+            given = request.args.get("token") or ""
+            if not expected or not hmac.compare_digest(expected, given):
+                return response.json({"error": "a valid token is required"}, status=401)
+            body = request.json if request.body else None
+            model_file = body.get("model_file") if isinstance(body, dict) else None
+            if not isinstance(model_file, str) or not os.path.isfile(model_file):
+                return response.json({"error": "'model_file' must be an existing file"},
+                                     status=400)
+            old = request.app.ctx.agent
+            loop = asyncio.get_running_loop()
+            agent = await loop.run_in_executor(None, _load_agent, model_file)
+            if not agent.is_ready():
+                return response.json({"error": f"could not load {model_file}"}, status=400)
+            if old is not None and old.lock_store is not None:
+                agent.lock_store = old.lock_store  # as PUT /model: in-flight locks stay valid
+            request.app.ctx.agent = agent
+            logger.info("model swapped to %s", os.path.basename(model_file))
+            return response.empty(status=204)
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
@@ -79,6 +109,17 @@ class SwitchboardInput(RestInput):
             )
 
         return webhook
+
+
+def _load_agent(model_file: str) -> Any:
+    """Load an agent the way ``rasa run`` does (same endpoints: tracker store, action server),
+    in the calling worker thread with its own event loop."""
+    from rasa.core.agent import load_agent
+    from rasa.core.utils import AvailableEndpoints
+
+    endpoints = AvailableEndpoints.read_endpoints(
+        os.environ.get("RASA_ENDPOINTS_FILE", "endpoints.yml"))
+    return asyncio.run(load_agent(model_path=model_file, endpoints=endpoints))
 
 
 def _invalid(body: Any) -> str | None:

@@ -89,6 +89,28 @@ def wait_ready(url: str, supervisor: Supervisor, timeout: float = 300) -> bool:
     return False
 
 
+def served_model(env: dict[str, str]) -> Path | None:
+    """The registry's active model (the switchboard's database); on a first run, the model of
+    the tracked data, which becomes the active one. BOT_MODEL overrides it (no registry)."""
+    if env.get("BOT_MODEL"):
+        return Path(env["BOT_MODEL"])
+    baseline = bot_model.model_path()
+    if not API_PY.exists():
+        return baseline if baseline.exists() else None
+    if not baseline.exists():
+        log(f"no model at {baseline}; run `make train`")
+        return None
+    found = subprocess.run([str(API_PY), "-m", "api.registry", "serve-path", "--baseline",
+                            str(baseline)], cwd=ROOT, env=env, capture_output=True, text=True)
+    if found.returncode != 0:
+        log(f"the model registry could not name a model to serve:\n{found.stderr.strip()}")
+        return None
+    model = Path(found.stdout.strip().splitlines()[-1])
+    shown = model.relative_to(ROOT) if model.is_relative_to(ROOT) else model
+    log(f"serving the registry's active model: {shown}")
+    return model
+
+
 def main() -> int:
     env = dict(os.environ)
     rasa_port = env.setdefault("RASA_PORT", "5005")
@@ -105,9 +127,8 @@ def main() -> int:
         "RASA_URL": f"http://127.0.0.1:{rasa_port}",
         "ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}",
     })
-    model = Path(env.get("BOT_MODEL") or bot_model.model_path())
-    if not model.exists():
-        log(f"no model at {model}; run `make train`")
+    model = served_model(env)
+    if model is None:
         return 1
 
     supervisor = Supervisor()

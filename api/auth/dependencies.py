@@ -98,3 +98,13 @@ async def staff_for_cookie(request: Request, services, cookie: str) -> StaffRef:
 
 
 CurrentStaff = Annotated[StaffRef, Depends(get_current_staff)]
+
+
+async def get_current_operator(staff: CurrentStaff) -> StaffRef:
+    """Operators (and admins) retrain the bot; everyone else gets 403."""
+    if staff.role not in (StaffRole.operator, StaffRole.admin):
+        raise HTTPException(403, "operators only")
+    return staff
+
+
+CurrentOperator = Annotated[StaffRef, Depends(get_current_operator)]

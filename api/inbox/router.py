@@ -18,6 +18,7 @@ from api.auth.dependencies import CurrentStaff, staff_for_cookie
 from api.auth.router import LockedOut, check_login
 from api.conversations.router import _run
 from api.dependencies import ServicesDep
+from api.enums import StaffRole
 from api.inbox import schemas, service, sessions
 from api.inbox.models import CannedResponse
 from api.staff.models import Staff
@@ -36,6 +37,8 @@ PAGE_HEADERS = {"Content-Security-Policy": INBOX_CSP, "X-Content-Type-Options": 
                 "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 LOGIN_CSRF = "sb_login_csrf"
 STATIC = {"inbox.js": "text/javascript", "inbox.css": "text/css"}
+# Where a sign-in may lead (an open redirect otherwise); operators land in their console.
+AFTER_LOGIN = ("/inbox", "/operator")
 
 pages = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api/v1", tags=["inbox"])
@@ -53,9 +56,10 @@ def _cookie_kw(services) -> dict:
 
 # -- pages --------------------------------------------------------------------------------------
 @pages.get("/inbox/login")
-async def login_page(services: ServicesDep, error: str = "") -> HTMLResponse:
+async def login_page(services: ServicesDep, error: str = "", next: str = "") -> HTMLResponse:
     token = secrets.token_urlsafe(24)
-    resp = _page("login.html", csrf=token, error=error)
+    resp = _page("login.html", csrf=token, error=error,
+                 next=next if next in AFTER_LOGIN else "")
     resp.set_cookie(LOGIN_CSRF, token, max_age=3600, **_cookie_kw(services))
     return resp
 
@@ -64,7 +68,8 @@ async def login_page(services: ServicesDep, error: str = "") -> HTMLResponse:
 async def login_submit(request: Request, services: ServicesDep,
                        handle: Annotated[str, Form(max_length=64)],
                        password: Annotated[str, Form(max_length=256)],
-                       csrf: Annotated[str, Form(max_length=100)] = ""):
+                       csrf: Annotated[str, Form(max_length=100)] = "",
+                       next: Annotated[str, Form(max_length=100)] = ""):
     # Login CSRF: the form's token must match the cookie set with the form (double submit).
     if not sessions.csrf_ok(request.cookies.get(LOGIN_CSRF) or "", csrf or None):
         return await _login_again(services, "Your sign-in form expired; try again.", 403)
@@ -78,7 +83,7 @@ async def login_submit(request: Request, services: ServicesDep,
         token, _csrf = sessions.create(session=session, staff_id=staff.id, now=now,
                                        ttl_s=settings.auth_token_ttl_s)
         session.commit()
-        return token
+        return token, staff.role
 
     try:
         token = await services.db.run(work)
@@ -88,7 +93,10 @@ async def login_submit(request: Request, services: ServicesDep,
             services, f"Too many failed attempts: try again in {minutes} min.", 429)
     if token is None:
         return await _login_again(services, "Wrong handle or password.", 401)
-    resp = RedirectResponse("/inbox", status_code=303)
+    token, role = token
+    landing = next if next in AFTER_LOGIN else (
+        "/operator" if role == StaffRole.operator else "/inbox")
+    resp = RedirectResponse(landing, status_code=303)
     resp.set_cookie(sessions.COOKIE, token, max_age=settings.auth_token_ttl_s,
                     **_cookie_kw(services))
     resp.delete_cookie(LOGIN_CSRF, path="/")

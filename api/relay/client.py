@@ -90,6 +90,27 @@ class RasaClient:
         resp.raise_for_status()
         return resp.json()
 
+    async def load_model(self, model_file: str, *, timeout_s: float) -> None:
+        """Swap the running server to ``model_file`` without a restart. Raises
+        :class:`RasaError`; Rasa keeps the old model when loading fails.
+
+        Uses the switchboard channel's swap (``PUT <channel>/model``: loads in a worker thread,
+        turns keep flowing); a Rasa without that channel gets Rasa's own ``PUT /model``, which
+        holds every turn until the model is loaded."""
+        base = self.channel_path.rsplit("/", 1)[0]
+        for url in (f"{self.base_url}{base}/model", f"{self.base_url}/model"):
+            try:
+                resp = await self.http.put(url, params={"token": self.token},
+                                           json={"model_file": model_file}, timeout=timeout_s)
+            except httpx.TimeoutException as exc:
+                raise RasaError("timeout", "loading the model") from exc
+            except httpx.HTTPError as exc:
+                raise RasaError("unreachable", type(exc).__name__) from exc
+            if resp.status_code == 404 and url != f"{self.base_url}/model":
+                continue  # no switchboard channel: Rasa's own endpoint
+            if resp.status_code != 204:
+                raise RasaError("http_status", f"{resp.status_code} {resp.text[:300]}")
+            return
 
 def turn_from_events(
     events: list[dict[str, Any]], *, sender: str, message_id: str

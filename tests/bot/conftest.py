@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ IN_SEASON_NOW = dt.datetime(2027, 7, 15, 2, 0, tzinfo=MADRID)
 def make_desk(now: dt.datetime, venue_file: Path | None = None) -> Desk:
     settings = BotSettings.from_env({})
     if venue_file is not None:
-        settings = BotSettings(venue_file, settings.answers_file, settings.timezone, None)
+        settings = dataclasses.replace(settings, venue_file=venue_file)
     return Desk(settings, clock=lambda: now)
 
 

@@ -128,3 +128,41 @@ def test_a_changed_fact_is_live_without_a_restart(bot, venue_copy) -> None:
     time.sleep(0.01)
     venue_copy.write_text(yaml.safe_dump(raw, allow_unicode=True))
     assert "12 euros any size" in texts(say(bot, "fan-lockers", "how much are lockers?"))
+
+
+def test_the_switchboard_channel_swaps_the_model_without_a_restart(bot, tmp_path) -> None:
+    """PUT /webhooks/switchboard/model: token required, bad files refused (the old model keeps
+    answering), a good one served at once, and the conversation goes on."""
+    import gzip
+
+    def put(token: str, body: dict) -> int:
+        request = urllib.request.Request(
+            f"{bot.rasa_url}/webhooks/switchboard/model?token={token}", method="PUT",
+            data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=300) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    def served() -> str:
+        with urllib.request.urlopen(f"{bot.rasa_url}/status?token={bot.token}") as response:
+            return json.loads(response.read())["model_file"]
+
+    copy = tmp_path / "same-model-again.tar.gz"
+    with gzip.open(bot.model, "rb") as src, open(copy, "wb") as raw, \
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=1) as dst:
+        shutil.copyfileobj(src, dst)
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(gzip.compress(b"not a model"))
+    sender = f"swap-{uuid.uuid4().hex[:6]}"
+    assert texts(say(bot, sender, "hello"))
+
+    assert put("wrong", {"model_file": str(copy)}) == 401
+    assert put(bot.token, {"model_file": str(tmp_path / "missing.tar.gz")}) == 400
+    assert put(bot.token, {"model_file": str(broken)}) == 400
+    assert bot.model.name in served() or bot.model.name.removesuffix(".tar.gz") in served()
+    assert put(bot.token, {"model_file": str(copy)}) == 204
+    assert "same-model-again" in served()
+    assert texts(say(bot, sender, "what's the dress code?"))
+    assert put(bot.token, {"model_file": str(bot.model)}) == 204

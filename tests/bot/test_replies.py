@@ -133,3 +133,26 @@ def test_a_weekday_we_never_open() -> None:
         texts = build(ctx(IN_SEASON_NOW), "what about tuesday?")
         assert texts == [texts[0]] and "closed on Tuesdays" in texts[0]
         assert "Nocturne" in texts[0]  # and what the other nights are
+
+
+def test_reviewed_answers_join_the_hand_written_ones_and_reload(tmp_path):
+    """Answers of operator-created intents come from their own file, picked up when it appears
+    or changes, and never override a hand-written key."""
+    import os
+    import time
+
+    from actions.desk import Desk
+    from actions.settings import BotSettings
+
+    reviewed = tmp_path / "answers.reviewed.yml"
+    settings = BotSettings.from_env({"REVIEWED_ANSWERS_FILE": str(reviewed)})
+    desk = Desk(settings)
+    assert "lineup_compliment" not in desk.answers
+    reviewed.write_text("answers:\n  lineup_compliment:\n    en: ['Glad you like it!']\n"
+                        "  greet:\n    en: ['not this one']\n")
+    assert desk.answers.variants("lineup_compliment", "en") == ["Glad you like it!"]
+    assert "not this one" not in desk.answers.variants("greet", "en")
+    reviewed.write_text("answers:\n  lineup_compliment:\n    en: ['Thank you!']\n")
+    later = time.time() + 5
+    os.utime(reviewed, (later, later))
+    assert desk.answers.variants("lineup_compliment", "en") == ["Thank you!"]

@@ -74,6 +74,17 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+def _exit_cleanly_on_sigterm() -> None:
+    """Python's default SIGTERM ends the process without running ``finally`` blocks, which
+    would leave the servers running: turn it into SystemExit (main thread, default handler)."""
+    import signal
+    import threading
+
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL):
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 @contextlib.contextmanager
 def start_bot_servers(model: Path | None = None, frozen_now: str | None = None,
                       extra_env: dict[str, str] | None = None) -> Iterator[BotServers]:
@@ -81,6 +92,7 @@ def start_bot_servers(model: Path | None = None, frozen_now: str | None = None,
     model = model or bot_model.model_path()
     if not model.exists():
         raise RuntimeError(f"no trained model at {model}: run `make train` first")
+    _exit_cleanly_on_sigterm()
     rasa_port, actions_port = free_port(), free_port()
     token = secrets.token_urlsafe(16)
     log_dir = Path(tempfile.mkdtemp(prefix="bot-servers-"))
@@ -90,6 +102,7 @@ def start_bot_servers(model: Path | None = None, frozen_now: str | None = None,
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{actions_port}/webhook",
         "RASA_TRACKER_DB": str(log_dir / "tracker.db"),
+        "RASA_TOKEN": token,  # the switchboard channel's model swap checks it
         **({"BOT_FROZEN_NOW": frozen_now} if frozen_now else {}),
         **(extra_env or {}),
     }

@@ -1,0 +1,1 @@
+"""The operators' console at ``/operator``: review, annotate, train, evaluate, activate."""

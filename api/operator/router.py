@@ -1,0 +1,50 @@
+"""``/operator``: the operators' console page and its static files (the data comes from the
+review, training and models APIs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from api.auth.dependencies import staff_for_cookie
+from api.dependencies import ServicesDep
+from api.enums import StaffRole
+from api.inbox import sessions
+from api.inbox.router import PAGE_HEADERS
+
+HERE = Path(__file__).resolve().parent
+templates = Environment(loader=FileSystemLoader([HERE / "templates",
+                                                 HERE.parent / "inbox" / "templates"]),
+                        autoescape=select_autoescape(default=True, default_for_string=True))
+STATIC = {"operator.js": "text/javascript", "operator.css": "text/css"}
+OPERATORS = (StaffRole.operator, StaffRole.admin)
+
+pages = APIRouter(include_in_schema=False)
+
+
+@pages.get("/operator")
+async def console(request: Request, services: ServicesDep):
+    cookie = request.cookies.get(sessions.COOKIE)
+    if not cookie:
+        return RedirectResponse("/inbox/login?next=/operator", status_code=303)
+    try:
+        staff = await staff_for_cookie(request, services, cookie)
+    except HTTPException:
+        return RedirectResponse("/inbox/login?next=/operator", status_code=303)
+    if staff.role not in OPERATORS:
+        return HTMLResponse(templates.get_template("forbidden.html").render(staff=staff),
+                            status_code=403, headers=PAGE_HEADERS)
+    return HTMLResponse(templates.get_template("operator.html").render(
+        staff=staff, csrf=request.state.csrf_token), headers=PAGE_HEADERS)
+
+
+@pages.get("/operator/static/{name}")
+async def static(name: str) -> FileResponse:
+    if name not in STATIC:
+        raise HTTPException(404)
+    return FileResponse(HERE / "static" / name, media_type=STATIC[name],
+                        headers={"X-Content-Type-Options": "nosniff",
+                                 "Cache-Control": "no-cache"})

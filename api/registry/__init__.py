@@ -1,0 +1,1 @@
+"""The model registry: every bot model the desk has trained, scored, served or retired."""

@@ -1,0 +1,12 @@
+"""Request bodies of the registry API."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Rollback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to_model_id: int | None = Field(default=None, ge=1,
+                                    description="any model served before; default: the last one")

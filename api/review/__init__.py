@@ -1,0 +1,1 @@
+"""The review queue: fan messages the bot missed, grouped, annotated by operators."""

@@ -1,0 +1,48 @@
+"""Request bodies of the review API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class NewIntentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=3, max_length=61, pattern=r"^[a-z][a-z0-9_]+$")
+    answer_en: str = Field(min_length=1, max_length=2000,
+                           description="the bot's answer; {fact} placeholders come from the "
+                                       "venue data")
+    answer_es: str | None = Field(default=None, max_length=2000)
+
+
+class Annotate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    intent: str | None = Field(default=None, max_length=100)
+    new_intent: NewIntentIn | None = None
+    text: str | None = Field(default=None, max_length=1000,
+                             description="the example as it enters the data (redacted); "
+                                         "default: the fan's wording")
+    confirm_no_personal_data: bool = False
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Annotate:
+        if (self.intent is None) == (self.new_intent is None):
+            raise ValueError("give either `intent` (existing) or `new_intent`")
+        return self
+
+
+class Bulk(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[int] = Field(min_length=1, max_length=500)
+    action: Literal["ignore", "reopen", "annotate"]
+    intent: str | None = Field(default=None, max_length=100)
+
+    @model_validator(mode="after")
+    def _intent_for_annotate(self) -> Bulk:
+        if self.action == "annotate" and not self.intent:
+            raise ValueError("bulk annotate needs `intent`")
+        return self

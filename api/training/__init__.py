@@ -1,0 +1,1 @@
+"""Training jobs: validate the reviewed data, train a candidate, score it against the active one."""
