@@ -70,9 +70,10 @@ bench-handoff: api-env
 bench-inbox: api-env chromium
 	$(API_PY) -m api.inbox.bench
 
-# Refresh the committed inbox screenshots (docs/screenshots/*.png) from the inbox browser test
-# (real bot; about a minute). CI never runs this: tests write to a temp dir by default.
+# Refresh the committed screenshots (docs/screenshots/*.png) from the inbox and operator browser
+# tests (real bot; about 8 minutes). CI never runs this: tests write to a temp dir by default.
 .PHONY: screenshots
 screenshots: api-env npm-assets chromium train
-	INBOX_SCREENSHOTS=$(CURDIR)/docs/screenshots SWITCHBOARD_TEST_DB=sqlite \
-		$(API_PYTEST) -q tests/api/inbox/test_inbox_browser.py
+	INBOX_SCREENSHOTS=$(CURDIR)/docs/screenshots OPERATOR_SCREENSHOTS=$(CURDIR)/docs/screenshots \
+		SWITCHBOARD_TEST_DB=sqlite $(API_PYTEST) -q tests/api/inbox/test_inbox_browser.py \
+		tests/api/operator/test_console_browser.py

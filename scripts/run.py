@@ -152,7 +152,9 @@ def main() -> int:
         log(f"bot ready: Rasa REST channel at http://127.0.0.1:{rasa_port}/webhooks/rest/webhook")
         if switchboard and wait_ready(f"http://127.0.0.1:{switchboard_port}/healthz", supervisor,
                                       timeout=300):
-            log(f"open http://localhost:{switchboard_port}/ (fan chat)")
+            log(f"open http://localhost:{switchboard_port}/ (fan chat), "
+                f"http://localhost:{switchboard_port}/inbox (staff inbox), "
+                f"http://localhost:{switchboard_port}/operator (operators: review and retrain)")
             if env["APP_ENV"] == "local":
                 log(f"staff API: http://localhost:{switchboard_port}/docs — demo logins (local "
                     f"mode only) {', '.join(staff_handles())} with the password "

@@ -33,6 +33,8 @@ from scripts import bot_model
 log = logging.getLogger(__name__)
 _EPOCHS = re.compile(r"Epochs:\s+(\d+)%")
 _EVALUATE = re.compile(r"^progress evaluate (\d+) (\S+)")
+# Progress-bar redraws (tqdm): noise in the log an operator reads when a job failed.
+_PROGRESS_BAR = re.compile(r"\d+it \[|%\||it/s\]|s/it\]")
 # Share of the progress bar per phase: validating, training, evaluating both models.
 PHASES = {"validating": (0, 5), "training": (5, 75), "evaluating": (75, 100)}
 
@@ -219,7 +221,8 @@ async def _read_lines(stream: asyncio.StreamReader, tail: deque[str],
             if match := _EVALUATE.match(line):
                 await report(int(match.group(1)) / 100)
                 continue
-            tail.append(line[:500])
+            if not _PROGRESS_BAR.search(line):
+                tail.append(line[:500])
 
 
 def _lower_priority() -> None:
