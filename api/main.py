@@ -51,6 +51,14 @@ def migrate(database_url: str) -> None:
     command.upgrade(alembic_config(database_url), "head")
 
 
+def open_database(settings: Settings) -> Database:
+    """The database for a command-line tool: migrated (unless DB_AUTO_MIGRATE is off), with an
+    in-process event bus (nobody listens outside the switchboard)."""
+    if settings.db_auto_migrate:
+        migrate(settings.database_url)
+    return Database(settings.database_url, InProcessEventBus())
+
+
 def seed_staff(db: Database, settings: Settings) -> None:
     from api.staff import service as staff
 

@@ -140,17 +140,25 @@ def _end_session(session, *, token: str) -> None:
     session.commit()
 
 
-@pages.get("/inbox")
-async def inbox_page(request: Request, services: ServicesDep):
+async def page_staff(request: Request, services, *, login_url: str):
+    """The signed-in staff member of a page request, or the redirect to sign in (an expired
+    session's cookie is dropped on the way)."""
     cookie = request.cookies.get(sessions.COOKIE)
     if not cookie:
-        return RedirectResponse("/inbox/login", status_code=303)
+        return RedirectResponse(login_url, status_code=303)
     try:
-        staff = await staff_for_cookie(request, services, cookie)
+        return await staff_for_cookie(request, services, cookie)
     except HTTPException:
-        resp = RedirectResponse("/inbox/login", status_code=303)
+        resp = RedirectResponse(login_url, status_code=303)
         resp.delete_cookie(sessions.COOKIE, path="/")
         return resp
+
+
+@pages.get("/inbox")
+async def inbox_page(request: Request, services: ServicesDep):
+    staff = await page_staff(request, services, login_url="/inbox/login")
+    if isinstance(staff, RedirectResponse):
+        return staff
     presence = await services.db.run(lambda s: s.get(Staff, staff.id).presence.value)
     return _page("inbox.html", staff=staff, csrf=request.state.csrf_token, presence=presence)
 

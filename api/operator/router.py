@@ -9,11 +9,9 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from api.auth.dependencies import staff_for_cookie
 from api.dependencies import ServicesDep
 from api.enums import StaffRole
-from api.inbox import sessions
-from api.inbox.router import PAGE_HEADERS
+from api.inbox.router import PAGE_HEADERS, page_staff
 
 HERE = Path(__file__).resolve().parent
 templates = Environment(loader=FileSystemLoader([HERE / "templates",
@@ -27,13 +25,9 @@ pages = APIRouter(include_in_schema=False)
 
 @pages.get("/operator")
 async def console(request: Request, services: ServicesDep):
-    cookie = request.cookies.get(sessions.COOKIE)
-    if not cookie:
-        return RedirectResponse("/inbox/login?next=/operator", status_code=303)
-    try:
-        staff = await staff_for_cookie(request, services, cookie)
-    except HTTPException:
-        return RedirectResponse("/inbox/login?next=/operator", status_code=303)
+    staff = await page_staff(request, services, login_url="/inbox/login?next=/operator")
+    if isinstance(staff, RedirectResponse):
+        return staff
     if staff.role not in OPERATORS:
         return HTMLResponse(templates.get_template("forbidden.html").render(staff=staff),
                             status_code=403, headers=PAGE_HEADERS)

@@ -23,8 +23,7 @@ from pathlib import Path
 import httpx
 
 from api.db import Database
-from api.events import InProcessEventBus
-from api.main import migrate
+from api.main import open_database
 from api.registry import activation
 from api.registry import service as registry
 from api.relay.client import RasaClient
@@ -54,9 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = get_settings()
-    if settings.db_auto_migrate:
-        migrate(settings.database_url)
-    db = Database(settings.database_url, InProcessEventBus())
+    db = open_database(settings)
     try:
         return asyncio.run(_run(args, settings, db))
     except (registry.NotFound, registry.NotAllowed, activation.ActivationFailed) as exc:

@@ -11,9 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from api.db import Database
-from api.events import InProcessEventBus
-from api.main import migrate
+from api.main import open_database
 from api.review import service
 from api.review.models import ReviewStatus
 from api.settings import get_settings
@@ -27,9 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", type=Path, default=None, help="default: standard output")
     args = parser.parse_args(argv)
     settings = get_settings()
-    if settings.db_auto_migrate:
-        migrate(settings.database_url)
-    db = Database(settings.database_url, InProcessEventBus())
+    db = open_database(settings)
     try:
         with db.session() as session:
             service.collect(session, low_confidence=settings.review_low_confidence)
