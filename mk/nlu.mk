@@ -19,8 +19,8 @@ bench-nlu: bot-env
 
 # What the pipeline choices gain, same data and split: a words-only baseline and the benchmark
 # config (both with the tuned threshold), then config.yml's own pipeline as written (its
-# FallbackClassifier 0.55 / 0.1 untouched; DIET capped at 20 epochs, as 100 would take ~1 h).
-# Takes about 45 minutes on 2 cores; each run ends with its result line; JSON in
+# FallbackClassifier 0.55 / 0.1 untouched; DIET capped at 20 epochs: 100 would take over an hour).
+# Takes about 40 minutes on 2 cores; each run ends with its result line; JSON in
 # var/bench-nlu/compare/.
 bench-nlu-compare: bot-env
 	@set -e; run() { TF_CPP_MIN_LOG_LEVEL=2 RASA_TELEMETRY_ENABLED=false PYTHONPATH=$(CURDIR) \
