@@ -1,14 +1,14 @@
 """What fans feel while an operator activates a model: bot turns before vs during ``PUT /model``.
 
-    python -m api.bench.activation [--fans 3] [--steady-s 20] [--after-s 15] [--out FILE]
+    python -m api.bench.activation [--fans 3] [--steady-s 20] [--after-s 15] [--rounds 3]
 
 Starts the real Rasa and action servers with the model of the current data (`make train`),
 keeps ``fans`` fans asking questions over Rasa's REST channel, measures ``steady-s`` seconds of
 normal turns, then swaps the running server to another archive of the same model (so only the
-swap itself is measured, not a different model) twice — with Rasa's own ``PUT /model``, then with
-the switchboard channel's threaded swap — measuring ``after-s`` seconds after each. 127.0.0.1
-only; stops by itself; writes var/bench-activation.json. The last line is a one-line summary,
-steady turns and both swaps side by side.
+swap itself is measured, not a different model) ``rounds`` times each way — Rasa's own ``PUT
+/model``, then the switchboard channel's threaded swap — measuring ``after-s`` seconds after
+each. 127.0.0.1 only; stops by itself; writes var/bench-activation.json. The last line is a
+one-line summary, steady turns and both swaps side by side (medians of the rounds).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import asyncio
 import gzip
 import json
 import shutil
+import statistics
 import tempfile
 import time
 import uuid
@@ -49,12 +50,13 @@ def stats(values: list[float]) -> dict[str, float]:
             "over_1s": sum(1 for v in values if v > 1.0)}
 
 
-async def measure(rasa_url: str, token: str, candidates: dict[str, Path], fans: int,
-                  steady_s: float, after_s: float) -> dict:
-    """Steady turns, then each swap in turn (``after_s`` of turns after each)."""
+async def measure(rasa_url: str, token: str, archives: tuple[Path, Path], fans: int,
+                  steady_s: float, after_s: float, rounds: int) -> dict:
+    """Steady turns, then ``rounds`` rounds of both swaps, alternating between two archives of
+    the same model (``after_s`` of turns after each swap). Per method: the median of the rounds."""
     turns: list[tuple[float, float, bool]] = []  # (started, seconds, ok)
     stop = asyncio.Event()
-    swaps: dict[str, tuple[float, float]] = {}
+    swaps: dict[str, list[tuple[float, float]]] = {name: [] for name in SWAP_URLS}
     async with httpx.AsyncClient(timeout=120) as http:
 
         async def fan(i: int) -> None:
@@ -77,14 +79,19 @@ async def measure(rasa_url: str, token: str, candidates: dict[str, Path], fans: 
         begin = time.perf_counter()
         await asyncio.sleep(steady_s)
         steady_end = time.perf_counter()
-        for name, path in candidates.items():
-            url = f"{rasa_url}{SWAP_URLS[name]}"
-            swap_start = time.perf_counter()
-            r = await http.put(url, params={"token": token}, json={"model_file": str(path)})
-            swaps[name] = (swap_start, time.perf_counter())
-            if r.status_code != 204:
-                raise RuntimeError(f"{url} answered {r.status_code}: {r.text[:300]}")
-            await asyncio.sleep(after_s)
+        swap_number = 0
+        for _ in range(rounds):
+            for name, path in SWAP_URLS.items():
+                url = f"{rasa_url}{path}"
+                archive = archives[swap_number % 2]  # always a different file than served
+                swap_number += 1
+                swap_start = time.perf_counter()
+                r = await http.put(url, params={"token": token},
+                                   json={"model_file": str(archive)})
+                swaps[name].append((swap_start, time.perf_counter()))
+                if r.status_code != 204:
+                    raise RuntimeError(f"{url} answered {r.status_code}: {r.text[:300]}")
+                await asyncio.sleep(after_s)
         stop.set()
         await asyncio.gather(*workers)
 
@@ -94,11 +101,20 @@ async def measure(rasa_url: str, token: str, candidates: dict[str, Path], fans: 
 
     result = {"fans": fans,
               "steady": stats([s for t, s, _ in turns if begin <= t and t + s < steady_end])}
-    for name, (t0, t1) in swaps.items():
-        during = window(t0, t1)
-        result[name] = {"swap_seconds": round(t1 - t0, 2),
-                        "during_swap": stats([s for _, s, _ in during]),
-                        "failed_turns": sum(1 for *_, ok in during if not ok)}
+    for name, spans in swaps.items():
+        per_round = []
+        for t0, t1 in spans:
+            during = window(t0, t1)
+            per_round.append({"swap_seconds": round(t1 - t0, 2),
+                              "during_swap": stats([s for _, s, _ in during]),
+                              "failed_turns": sum(1 for *_, ok in during if not ok)})
+        result[name] = {
+            "rounds": per_round,
+            "median_swap_seconds": statistics.median(r["swap_seconds"] for r in per_round),
+            "median_max_ms": statistics.median(r["during_swap"].get("max_ms", 0)
+                                               for r in per_round),
+            "turns_over_1s": sum(r["during_swap"].get("over_1s", 0) for r in per_round),
+            "failed_turns": sum(r["failed_turns"] for r in per_round)}
     result["failed_turns_total"] = sum(1 for *_, ok in turns if not ok)
     return result
 
@@ -108,15 +124,16 @@ def main() -> int:
     parser.add_argument("--fans", type=int, default=3)
     parser.add_argument("--steady-s", type=float, default=20)
     parser.add_argument("--after-s", type=float, default=15)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("var/bench-activation.json"))
     args = parser.parse_args()
     from tests.support.rasa_servers import bot_model, start_bot_servers
 
     with tempfile.TemporaryDirectory() as tmp, start_bot_servers() as bot:
-        candidates = {name: repack(bot_model.model_path(), Path(tmp) / f"{name}.tar.gz")
-                      for name in SWAP_URLS}
-        result = asyncio.run(measure(bot.rasa_url, bot.token, candidates, args.fans,
-                                     args.steady_s, args.after_s))
+        archives = (repack(bot_model.model_path(), Path(tmp) / "same-model-a.tar.gz"),
+                    repack(bot_model.model_path(), Path(tmp) / "same-model-b.tar.gz"))
+        result = asyncio.run(measure(bot.rasa_url, bot.token, archives, args.fans,
+                                     args.steady_s, args.after_s, args.rounds))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
@@ -125,9 +142,9 @@ def main() -> int:
              f"steady_max_ms={steady.get('max_ms')}"]
     for name in SWAP_URLS:
         r = result[name]
-        parts.append(f"{name}: swap_s={r['swap_seconds']} "
-                     f"max_ms={r['during_swap'].get('max_ms')} "
-                     f"over_1s={r['during_swap'].get('over_1s')} failed={r['failed_turns']}")
+        parts.append(f"{name}: median_swap_s={r['median_swap_seconds']} "
+                     f"median_max_ms={r['median_max_ms']} over_1s={r['turns_over_1s']} "
+                     f"failed={r['failed_turns']} ({len(r['rounds'])} rounds)")
     print(" | ".join(parts))
     return 0
 
