@@ -50,6 +50,13 @@ def file_of(model: BotModel) -> Path:
     return path if path.is_absolute() else REPO_ROOT / path
 
 
+def evaluation_dir_of(model: BotModel) -> Path | None:
+    if not model.evaluation_dir:
+        return None
+    path = Path(model.evaluation_dir)
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
 def get(session: Session, model_id: int) -> BotModel:
     model = session.get(BotModel, model_id)
     if model is None:

@@ -50,14 +50,13 @@ async def evaluation(model_id: ModelId, staff: CurrentOperator, services: Servic
     """The side-by-side comparison with the model that was active when it was scored."""
     def load(session):
         model = registry.get(session, model_id)
-        return registry.row(model), model.evaluation_dir
+        return registry.row(model), registry.evaluation_dir_of(model)
     try:
-        row, folder = await services.db.run(load)
+        row, base = await services.db.run(load)
     except registry.NotFound as exc:
         raise HTTPException(404, str(exc)) from None
-    if not folder:
+    if base is None:
         raise HTTPException(404, "this model has not been evaluated")
-    base = registry.REPO_ROOT / folder if not folder.startswith("/") else registry.Path(folder)
     comparison = base / "comparison.json"
     messages = base / "messages.json"
     return {"model": row,
@@ -71,11 +70,12 @@ async def plot(model_id: ModelId, name: str, staff: CurrentOperator,
                services: ServicesDep) -> FileResponse:
     if name not in PLOTS:
         raise HTTPException(404, "no such plot")
-    folder = await services.db.run(lambda s: registry.get(s, model_id).evaluation_dir)
-    if not folder:
-        raise HTTPException(404, "not evaluated")
-    base = registry.REPO_ROOT / folder if not folder.startswith("/") else registry.Path(folder)
-    if not (base / name).is_file():
+    try:
+        base = await services.db.run(
+            lambda s: registry.evaluation_dir_of(registry.get(s, model_id)))
+    except registry.NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    if base is None or not (base / name).is_file():
         raise HTTPException(404, "no such plot")
     return FileResponse(base / name, media_type="image/png",
                         headers={"Cache-Control": "no-store"})

@@ -34,6 +34,15 @@ async def test_invalid_data_fails_the_job_visibly_and_serves_on(operator_setting
         assert run_db(h.services, lambda s: registry.active(s).id) == active
         listing = (await h.client.get("/api/v1/training/jobs", headers=sam)).json()
         assert [j["id"] for j in listing] == [job["id"]]
+        # Evaluations and plots: unknown or unevaluated models, and only the known plot names.
+        for url, why in ((f"/api/v1/training/models/{active}/evaluation", "not been evaluated"),
+                         ("/api/v1/training/models/999/evaluation", "not found"),
+                         (f"/api/v1/training/models/{active}/plots/summary.png", "no such plot"),
+                         (f"/api/v1/training/models/{active}/plots/..%2F..%2Fetc%2Fpasswd",
+                          "no such plot"),
+                         ("/api/v1/training/jobs/999", "not found")):
+            r = await h.client.get(url, headers=sam)
+            assert r.status_code == 404 and why in r.json()["detail"], (url, r.text)
 
 
 async def test_a_restart_fails_the_job_it_interrupted(operator_settings, triage_engine):
