@@ -87,6 +87,37 @@ def fan_files(data_dir: Path = FAN_DATA_DIR) -> list[Path]:
     return sorted(data_dir.glob(FAN_DATA_GLOB))
 
 
+# Without GoEmotions the fan file alone (~150 messages) leaves the model guessing on anything it
+# has not seen — it scored "hello again" as furious. The bot's routine questions are what most fan
+# messages look like and carry no emotion: they are the neutral examples it lacks. Intents where
+# a fan is often upset, and out-of-scope text, are left out.
+ROUTINE_NLU_DIR = REPO_ROOT / "data" / "nlu"
+NOT_ROUTINE = frozenset({"refunds", "lost_eticket", "report_lost_item", "lost_property_info",
+                         "request_human", "first_aid_welfare", "out_of_scope", "deny"})
+
+
+# A few hundred examples need more passes than GoEmotions' 40,000.
+OWN_DATA_EPOCHS = 12
+
+
+def routine_files(nlu_dir: Path = ROUTINE_NLU_DIR) -> list[Path]:
+    return sorted(p for p in nlu_dir.glob("*.yml") if p.name != "reviewed.yml")
+
+
+def read_routine(paths: Sequence[Path]) -> list[Example]:
+    """The bot's training examples of routine intents, as not-negative messages."""
+    import yaml
+
+    rows: list[Example] = []
+    for path in paths:
+        for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu") or []:
+            if block.get("intent") in NOT_ROUTINE or not isinstance(block.get("examples"), str):
+                continue
+            rows += [Example(text=line.strip()[2:].strip(), negative=False)
+                     for line in block["examples"].splitlines() if line.strip().startswith("- ")]
+    return rows
+
+
 def stamp(inputs: Sequence[Path], cfg: TrainConfig) -> str:
     """Hash of the training data, the training code and the config."""
     h = hashlib.sha256()
@@ -114,7 +145,8 @@ def best_threshold(scores: Sequence[float], gold: Sequence[bool]) -> tuple[float
 
 
 def train(out_dir: Path, *, fan: Sequence[Path], goemotions: Path | None,
-          cfg: TrainConfig = TrainConfig(), quiet: bool = False) -> dict:
+          cfg: TrainConfig = TrainConfig(), quiet: bool = False,
+          routine: Sequence[Path] = ()) -> dict:
     """Train and save a model; returns its metadata (also written next to it)."""
     import spacy
     from spacy.training import Example as SpacyExample
@@ -140,6 +172,11 @@ def train(out_dir: Path, *, fan: Sequence[Path], goemotions: Path | None,
         rows += go_rows
         used.append(f"goemotions/train.tsv ({len(go_rows)} comments for the textcat, "
                     f"{len(holdout)} held out for the VADER stacker)")
+    if routine and not holdout:
+        routine_rows = read_routine(routine)
+        rows += routine_rows
+        used.append(f"the bot's routine questions as neutral ({len(routine_rows)}; "
+                    "only without GoEmotions)")
     if not rows:
         raise SystemExit("no training data: data/triage/emotion_*.tsv is missing")
     say("triage: training on " + "; ".join(used))
@@ -172,6 +209,8 @@ def train(out_dir: Path, *, fan: Sequence[Path], goemotions: Path | None,
     say(f"triage: threshold {threshold:.2f}, {source}")
 
     inputs = [*fan] + [p for p in (train_tsv, dev_tsv) if p and p.is_file()]
+    if routine and not holdout:
+        inputs += list(routine)
     meta = {"threshold": threshold, "data": used, "threshold_source": source,
             "stamp": stamp(inputs, cfg), "config": asdict(cfg),
             "stacker": asdict(stacker) if stacker else None}
@@ -223,7 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="train even if the stamp matches")
     parser.add_argument("--no-goemotions", action="store_true", help="own data only")
     parser.add_argument("--architecture", choices=("ensemble", "bow"), default="ensemble")
-    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"default {TrainConfig.epochs} with GoEmotions, "
+                             f"{OWN_DATA_EPOCHS} on the project's data only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -231,16 +272,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if go_dir is not None and not (go_dir / "train.tsv").is_file():
         print(f"triage: GoEmotions not found under {go_dir}; training on the project's data only")
         go_dir = None
-    cfg = TrainConfig(architecture=args.architecture, epochs=args.epochs)
+    epochs = args.epochs or (TrainConfig.epochs if go_dir else OWN_DATA_EPOCHS)
+    cfg = TrainConfig(architecture=args.architecture, epochs=epochs)
     fan = fan_files()
     inputs = [*fan] + ([p for p in (go_dir / "train.tsv", go_dir / "dev.tsv") if p.is_file()]
-                       if go_dir else [])
+                       if go_dir else routine_files())
     wanted = stamp(inputs, cfg)
     if not args.force and current_stamp(args.out) == wanted:
         print(f"triage: model in {args.out} is up to date (stamp {wanted})")
         return 0
     started = time.monotonic()
-    meta = train(args.out, fan=fan, goemotions=go_dir, cfg=cfg)
+    meta = train(args.out, fan=fan, goemotions=go_dir, cfg=cfg, routine=routine_files())
     print(f"triage: model written to {args.out} in {time.monotonic() - started:.0f}s "
           f"(stamp {meta['stamp']}, threshold {meta['threshold']:.2f})")
     return 0

@@ -140,12 +140,12 @@ def triage_engine(tmp_path_factory):
     """One loaded triage for the session: models/triage when trained, else a small model trained
     here from data/triage only (a few seconds) — never a skip."""
     from api.triage.engine import DEFAULT_MODEL_DIR, Triage
-    from api.triage.train import META_FILE, TrainConfig, fan_files, train
+    from api.triage.train import META_FILE, TrainConfig, fan_files, routine_files, train
 
     model_dir = DEFAULT_MODEL_DIR
     if not (DEFAULT_MODEL_DIR / META_FILE).is_file():
         model_dir = tmp_path_factory.mktemp("triage") / "model"
-        train(model_dir, fan=fan_files(), goemotions=None,
+        train(model_dir, fan=fan_files(), goemotions=None, routine=routine_files(),
               cfg=TrainConfig(architecture="bow", epochs=10), quiet=True)
     return Triage.load(model_dir)
 

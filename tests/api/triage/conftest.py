@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from api.triage.engine import DEFAULT_MODEL_DIR, Triage
-from api.triage.train import META_FILE, TrainConfig, fan_files, train
+from api.triage.train import META_FILE, TrainConfig, fan_files, routine_files, train
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +21,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield DEFAULT_MODEL_DIR
         return
     out = tmp_path_factory.mktemp("triage") / "model"
-    train(out, fan=fan_files(), goemotions=None,
+    train(out, fan=fan_files(), goemotions=None, routine=routine_files(),
           cfg=TrainConfig(architecture="bow", epochs=10), quiet=True)
     yield out
 

@@ -58,10 +58,11 @@ def test_stacker_fits_a_separable_toy_set() -> None:
 
 
 def test_train_without_goemotions_says_what_it_used(tmp_path: Path) -> None:
-    from api.triage.train import fan_files, train
+    from api.triage.train import fan_files, routine_files, train
 
-    meta = train(tmp_path / "m", fan=fan_files(), goemotions=None,
+    meta = train(tmp_path / "m", fan=fan_files(), goemotions=None, routine=routine_files(),
                  cfg=TrainConfig(architecture="bow", epochs=2), quiet=True)
     assert meta["stacker"] is None and meta["threshold"] == 0.5
     assert all("goemotions" not in d for d in meta["data"]) and meta["data"]
+    assert any("routine questions as neutral" in d for d in meta["data"])
     assert (tmp_path / "m" / "triage_meta.json").is_file()
