@@ -50,6 +50,7 @@ class TrainingRunner:
         self.db, self.settings = db, settings
         self._task: asyncio.Task | None = None
         self._process: asyncio.subprocess.Process | None = None
+        self._submitting = asyncio.Lock()
 
     async def start(self) -> None:
         ids = await self.db.run(service.fail_interrupted_flow,
@@ -65,10 +66,12 @@ class TrainingRunner:
                 await self._task
 
     async def submit(self, *, by: str) -> int:
-        if self._task is not None and not self._task.done():
-            raise service.Busy("a training job is already running")
-        job_id = await self.db.run(service.create_flow, by=by)
-        self._task = asyncio.create_task(self._run(job_id, by), name=f"training-job-{job_id}")
+        async with self._submitting:  # two clicks at once must not both start a job
+            if self._task is not None and not self._task.done():
+                raise service.Busy("a training job is already running")
+            job_id = await self.db.run(service.create_flow, by=by)
+            self._task = asyncio.create_task(self._run(job_id, by),
+                                             name=f"training-job-{job_id}")
         return job_id
 
     async def wait(self) -> None:
