@@ -163,13 +163,17 @@ async def inbox_page(request: Request, services: ServicesDep):
     return _page("inbox.html", staff=staff, csrf=request.state.csrf_token, presence=presence)
 
 
+def static_file(folder: Path, allowed: dict[str, str], name: str) -> FileResponse:
+    """One of a page's own static files (only the names in ``allowed``: no path tricks)."""
+    if name not in allowed:
+        raise HTTPException(404)
+    return FileResponse(folder / name, media_type=allowed[name],
+                        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+
+
 @pages.get("/inbox/static/{name}")
 async def static(name: str) -> FileResponse:
-    if name not in STATIC:
-        raise HTTPException(404)
-    return FileResponse(HERE / "static" / name, media_type=STATIC[name],
-                        headers={"X-Content-Type-Options": "nosniff",
-                                 "Cache-Control": "no-cache"})
+    return static_file(HERE / "static", STATIC, name)
 
 
 # -- API ----------------------------------------------------------------------------------------

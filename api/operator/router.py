@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api.dependencies import ServicesDep
 from api.enums import StaffRole
-from api.inbox.router import PAGE_HEADERS, page_staff
+from api.inbox.router import PAGE_HEADERS, page_staff, static_file
 
 HERE = Path(__file__).resolve().parent
 templates = Environment(loader=FileSystemLoader([HERE / "templates",
@@ -37,8 +37,4 @@ async def console(request: Request, services: ServicesDep):
 
 @pages.get("/operator/static/{name}")
 async def static(name: str) -> FileResponse:
-    if name not in STATIC:
-        raise HTTPException(404)
-    return FileResponse(HERE / "static" / name, media_type=STATIC[name],
-                        headers={"X-Content-Type-Options": "nosniff",
-                                 "Cache-Control": "no-cache"})
+    return static_file(HERE / "static", STATIC, name)
