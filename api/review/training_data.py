@@ -164,10 +164,6 @@ def check_new_intent(project: Path, *, name: str, answer_en: str, answer_es: str
     return texts
 
 
-def reviewed_answer(project: Path, intent: str) -> dict[str, list[str]] | None:
-    return ((_load(project / REVIEWED_ANSWERS) or {}).get("answers") or {}).get(intent)
-
-
 # -- helpers -------------------------------------------------------------------------------------
 def _name(entry: Any) -> str:
     return next(iter(entry)) if isinstance(entry, dict) else str(entry)
