@@ -39,9 +39,9 @@ services:
 	@for i in $$(seq 1 30); do $(REDIS_READY) && break; sleep 1; done; $(REDIS_READY)
 
 # Whole suite on SQLite (with the real-Rasa end-to-end and browser tests, which need the model
-# `train` keeps current), then again on PostgreSQL without those two (they do not depend on the
-# database backend).
-test-api: api-env npm-assets chromium services train
+# `train` keeps current), then on PostgreSQL only what can differ there: the tests that reach a
+# database (tests/api/conftest.py deselects pure ones), without the Rasa and browser tests.
+test-api: api-env npm-assets chromium services train train-triage
 	$(MAKE) --no-print-directory test-api-sqlite test-api-postgres
 
 test-api-sqlite:

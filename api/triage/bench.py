@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from api.triage.evaluate import evaluation_line
     from api.triage.patterns import make_docs
     from api.triage.text import normalise
-    from api.triage.train import DEFAULT_OUT, datasets_dir
+    from api.triage.train import DEFAULT_OUT, GOEMOTIONS_DIR
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_OUT)
@@ -69,11 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.show_errors:
         for line in out.wrong:
             print("  wrong:", line)
-    dev = datasets_dir() / "goemotions" / "dev.tsv"
-    if dev.is_file():
-        print(evaluation_line(dev, args.model))
-    else:
-        print(f"GoEmotions dev not found at {dev}: skipping the negative-emotion evaluation")
+    print(evaluation_line(GOEMOTIONS_DIR / "dev.tsv", args.model))
     return 0
 
 

@@ -1,10 +1,11 @@
 """Train the negative-emotion classifier: ``python -m api.triage.train [--force] [--out DIR]``.
 
-Data: the project's own labelled fan messages (``data/triage/emotion_*.tsv``) and, when present,
-GoEmotions ``train.tsv`` under ``$DATASETS_DIR/goemotions/``. GoEmotions ``dev.tsv`` is used only
-to choose the decision threshold; no test split is ever read. The model goes to
-``models/triage/`` with a stamp (hash of the data, this code and the config): an unchanged stamp
-means nothing to do.
+Data: the project's own labelled fan messages (``data/triage/emotion_*.tsv``) and GoEmotions
+``train.tsv``, which the repository carries (``data/triage/goemotions/``, Apache-2.0), so every
+clone trains the model measured in docs/benchmarks.md. GoEmotions ``dev.tsv`` only chooses the
+decision threshold; no test split is ever read. Every source of randomness is seeded, so the same
+data gives the same model. The model goes to ``models/triage/`` with a stamp (hash of the data,
+this code and the config): an unchanged stamp means nothing to do.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import random
 import shutil
 import sys
@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from api.triage.evaluate import one_core
 from api.triage.goemotions import Example, read_tsv
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FAN_DATA_GLOB = "emotion_*.tsv"
 FAN_DATA_DIR = REPO_ROOT / "data" / "triage"
+GOEMOTIONS_DIR = FAN_DATA_DIR / "goemotions"
 DEFAULT_OUT = REPO_ROOT / "models" / "triage"
 META_FILE = "triage_meta.json"  # = emotion.META_FILE (not imported: keeps spaCy out of --help)
 
@@ -68,10 +70,6 @@ def textcat_model(cfg: TrainConfig) -> dict:
     }
 
 
-def datasets_dir() -> Path:
-    return Path(os.environ.get("DATASETS_DIR") or (REPO_ROOT.parent / "shared" / "datasets"))
-
-
 def read_fan_tsv(path: Path) -> list[Example]:
     """``label<TAB>text`` lines (label 1 = negative, 0 = not); '#' lines are comments."""
     rows: list[Example] = []
@@ -85,37 +83,6 @@ def read_fan_tsv(path: Path) -> list[Example]:
 
 def fan_files(data_dir: Path = FAN_DATA_DIR) -> list[Path]:
     return sorted(data_dir.glob(FAN_DATA_GLOB))
-
-
-# Without GoEmotions the fan file alone (~150 messages) leaves the model guessing on anything it
-# has not seen — it scored "hello again" as furious. The bot's routine questions are what most fan
-# messages look like and carry no emotion: they are the neutral examples it lacks. Intents where
-# a fan is often upset, and out-of-scope text, are left out.
-ROUTINE_NLU_DIR = REPO_ROOT / "data" / "nlu"
-NOT_ROUTINE = frozenset({"refunds", "lost_eticket", "report_lost_item", "lost_property_info",
-                         "request_human", "first_aid_welfare", "out_of_scope", "deny"})
-
-
-# A few hundred examples need more passes than GoEmotions' 40,000.
-OWN_DATA_EPOCHS = 12
-
-
-def routine_files(nlu_dir: Path = ROUTINE_NLU_DIR) -> list[Path]:
-    return sorted(p for p in nlu_dir.glob("*.yml") if p.name != "reviewed.yml")
-
-
-def read_routine(paths: Sequence[Path]) -> list[Example]:
-    """The bot's training examples of routine intents, as not-negative messages."""
-    import yaml
-
-    rows: list[Example] = []
-    for path in paths:
-        for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu") or []:
-            if block.get("intent") in NOT_ROUTINE or not isinstance(block.get("examples"), str):
-                continue
-            rows += [Example(text=line.strip()[2:].strip(), negative=False)
-                     for line in block["examples"].splitlines() if line.strip().startswith("- ")]
-    return rows
 
 
 def stamp(inputs: Sequence[Path], cfg: TrainConfig) -> str:
@@ -144,9 +111,8 @@ def best_threshold(scores: Sequence[float], gold: Sequence[bool]) -> tuple[float
     return best
 
 
-def train(out_dir: Path, *, fan: Sequence[Path], goemotions: Path | None,
-          cfg: TrainConfig = TrainConfig(), quiet: bool = False,
-          routine: Sequence[Path] = ()) -> dict:
+def train(out_dir: Path, *, fan: Sequence[Path], goemotions: Path = GOEMOTIONS_DIR,
+          cfg: TrainConfig = TrainConfig(), quiet: bool = False) -> dict:
     """Train and save a model; returns its metadata (also written next to it)."""
     import spacy
     from spacy.training import Example as SpacyExample
@@ -161,24 +127,14 @@ def train(out_dir: Path, *, fan: Sequence[Path], goemotions: Path | None,
         rows += fan_rows * cfg.fan_weight
         used.append(f"{path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}"
                     f" ({len(fan_rows)} fan messages)")
-    train_tsv = goemotions / "train.tsv" if goemotions else None
-    dev_tsv = goemotions / "dev.tsv" if goemotions else None
-    holdout: list[Example] = []
-    if train_tsv and train_tsv.is_file():
-        go_rows = read_tsv(train_tsv)
-        random.Random(cfg.seed).shuffle(go_rows)
-        cut = int(len(go_rows) * cfg.stack_holdout)
-        holdout, go_rows = go_rows[:cut], go_rows[cut:]
-        rows += go_rows
-        used.append(f"goemotions/train.tsv ({len(go_rows)} comments for the textcat, "
-                    f"{len(holdout)} held out for the VADER stacker)")
-    if routine and not holdout:
-        routine_rows = read_routine(routine)
-        rows += routine_rows
-        used.append(f"the bot's routine questions as neutral ({len(routine_rows)}; "
-                    "only without GoEmotions)")
-    if not rows:
-        raise SystemExit("no training data: data/triage/emotion_*.tsv is missing")
+    train_tsv, dev_tsv = goemotions / "train.tsv", goemotions / "dev.tsv"
+    go_rows = read_tsv(train_tsv)
+    random.Random(cfg.seed).shuffle(go_rows)
+    cut = int(len(go_rows) * cfg.stack_holdout)
+    holdout, go_rows = go_rows[:cut], go_rows[cut:]
+    rows += go_rows
+    used.append(f"goemotions/train.tsv ({len(go_rows)} comments for the textcat, "
+                f"{len(holdout)} held out for the VADER stacker)")
     say("triage: training on " + "; ".join(used))
 
     nlp = spacy.blank("en")
@@ -197,23 +153,17 @@ def train(out_dir: Path, *, fan: Sequence[Path], goemotions: Path | None,
         say(f"triage: epoch {epoch + 1}/{cfg.epochs} loss={losses.get('textcat_multilabel', 0):.1f}"
             f" ({time.monotonic() - started:.0f}s)")
 
-    stacker = fit_stacker(nlp, holdout) if holdout else None
-    if stacker:
-        say(f"triage: VADER stacker fitted on {len(holdout)} held-out train comments")
-    threshold, source = 0.5, "default 0.5 (no GoEmotions dev)"
-    if dev_tsv and dev_tsv.is_file():
-        dev = read_tsv(dev_tsv)
-        scores = combined_scores(nlp, stacker, [r.text for r in dev])
-        threshold, f1 = best_threshold(scores, [r.negative for r in dev])
-        source = f"chosen on goemotions/dev.tsv (F1 {f1:.4f}; threshold only)"
+    stacker = fit_stacker(nlp, holdout)
+    say(f"triage: VADER stacker fitted on {len(holdout)} held-out train comments")
+    dev = read_tsv(dev_tsv)
+    scores = combined_scores(nlp, stacker, [r.text for r in dev])
+    threshold, f1 = best_threshold(scores, [r.negative for r in dev])
+    source = f"chosen on goemotions/dev.tsv (F1 {f1:.4f}; threshold only)"
     say(f"triage: threshold {threshold:.2f}, {source}")
 
-    inputs = [*fan] + [p for p in (train_tsv, dev_tsv) if p and p.is_file()]
-    if routine and not holdout:
-        inputs += list(routine)
     meta = {"threshold": threshold, "data": used, "threshold_source": source,
-            "stamp": stamp(inputs, cfg), "config": asdict(cfg),
-            "stacker": asdict(stacker) if stacker else None}
+            "stamp": stamp([*fan, train_tsv, dev_tsv], cfg), "config": asdict(cfg),
+            "stacker": asdict(stacker)}
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     nlp.to_disk(tmp)
@@ -256,33 +206,34 @@ def current_stamp(out_dir: Path) -> str | None:
         return None
 
 
+def goemotions_files(go_dir: Path = GOEMOTIONS_DIR) -> list[Path]:
+    files = [go_dir / "train.tsv", go_dir / "dev.tsv"]
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        raise SystemExit(f"triage: GoEmotions is part of the repository but {missing} is missing")
+    return files
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # One BLAS thread: a sum split across threads can round differently from run to run, and
+    # the model must be the same every time (set before numpy is first imported).
+    one_core()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--force", action="store_true", help="train even if the stamp matches")
-    parser.add_argument("--no-goemotions", action="store_true", help="own data only")
     parser.add_argument("--architecture", choices=("ensemble", "bow"), default="ensemble")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help=f"default {TrainConfig.epochs} with GoEmotions, "
-                             f"{OWN_DATA_EPOCHS} on the project's data only")
+    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    go_dir = None if args.no_goemotions else datasets_dir() / "goemotions"
-    if go_dir is not None and not (go_dir / "train.tsv").is_file():
-        print(f"triage: GoEmotions not found under {go_dir}; training on the project's data only")
-        go_dir = None
-    epochs = args.epochs or (TrainConfig.epochs if go_dir else OWN_DATA_EPOCHS)
-    cfg = TrainConfig(architecture=args.architecture, epochs=epochs)
+    cfg = TrainConfig(architecture=args.architecture, epochs=args.epochs)
     fan = fan_files()
-    inputs = [*fan] + ([p for p in (go_dir / "train.tsv", go_dir / "dev.tsv") if p.is_file()]
-                       if go_dir else routine_files())
-    wanted = stamp(inputs, cfg)
+    wanted = stamp([*fan, *goemotions_files()], cfg)
     if not args.force and current_stamp(args.out) == wanted:
         print(f"triage: model in {args.out} is up to date (stamp {wanted})")
         return 0
     started = time.monotonic()
-    meta = train(args.out, fan=fan, goemotions=go_dir, cfg=cfg, routine=routine_files())
+    meta = train(args.out, fan=fan, cfg=cfg)
     print(f"triage: model written to {args.out} in {time.monotonic() - started:.0f}s "
           f"(stamp {meta['stamp']}, threshold {meta['threshold']:.2f})")
     return 0

@@ -30,6 +30,7 @@ from api.main import create_app, migrate  # noqa: E402
 from api.models import Base  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from tests.api.fakes import FakeActionServer, FakeGraph, FakeRasa, free_port  # noqa: E402
+from tests.support.triage import load_trained_triage  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get(
     "SWITCHBOARD_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -42,6 +43,24 @@ PAGE_TOKEN = "test-page-token"
 
 def pytest_report_header(config) -> str:
     return f"switchboard test database: {BACKEND}"
+
+
+# Fixtures through which a test reaches the database under test (directly or through the app).
+DATABASE_FIXTURES = frozenset({"database_url", "template_db", "pg"})
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """On PostgreSQL run only what can differ there: tests that reach a database. Pure tests
+    (triage, routing policy, the gate, ...) already ran on the SQLite pass."""
+    if BACKEND != "postgresql":
+        return
+    keep, drop = [], []
+    for item in items:
+        uses_db = DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        (keep if uses_db else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 class PgDatabases:
@@ -136,18 +155,20 @@ def bot_settings(make_settings, real_bot):
 
 
 @pytest.fixture(scope="session")
-def triage_engine(tmp_path_factory):
-    """One loaded triage for the session: models/triage when trained, else a small model trained
-    here from data/triage only (a few seconds) — never a skip."""
-    from api.triage.engine import DEFAULT_MODEL_DIR, Triage
-    from api.triage.train import META_FILE, TrainConfig, fan_files, routine_files, train
+def triage_engine():
+    """The trained triage model of models/triage (`make train-triage`: the same model on every
+    clone, trained on the data the repository carries). Tests that run the app through it depend
+    on what that model thinks of their messages; a missing model is a failure, not a skip."""
+    return load_trained_triage()
 
-    model_dir = DEFAULT_MODEL_DIR
-    if not (DEFAULT_MODEL_DIR / META_FILE).is_file():
-        model_dir = tmp_path_factory.mktemp("triage") / "model"
-        train(model_dir, fan=fan_files(), goemotions=None, routine=routine_files(),
-              cfg=TrainConfig(architecture="bow", epochs=10), quiet=True)
-    return Triage.load(model_dir)
+
+@pytest.fixture(scope="session")
+def pattern_triage():
+    """Triage without the learned models: only the deterministic patterns and rules decide, so
+    a test's outcome is fixed by its own messages (no model judges made-up strings)."""
+    from api.triage.engine import Triage
+
+    return Triage.load(None, require_model=False)
 
 
 @pytest.fixture

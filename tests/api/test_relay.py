@@ -1,18 +1,30 @@
-"""The bot path under failure: holding reply, retry, tracker check, ordering, parallelism."""
+"""The bot path under failure: holding reply, retry, tracker check, ordering, parallelism.
+
+These tests are about the relay, not triage: the app runs with the pattern-only triage
+(``pattern_triage``), so what happens to their made-up messages ("f2-1", "m3") is fixed by the
+test, not by what a trained model thinks of them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
+import pytest
 from sqlalchemy import select
 
 from api.conversations.models import Message
 from api.enums import MessageKind, RelayStatus, SenderType
-from tests.api.conftest import run_db, wait_for
+from tests.api.conftest import _harness, run_db, wait_for
 
 URL = "/webhooks/rest/webhook"
 HOLDING = "Sorry, I can't answer right now."
+
+
+@pytest.fixture
+async def harness(make_settings, pattern_triage, clock):
+    async for h in _harness(make_settings(), triage=pattern_triage, clock=clock, timers=False):
+        yield h
 
 
 def _incoming(harness):

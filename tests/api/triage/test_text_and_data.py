@@ -57,12 +57,23 @@ def test_stacker_fits_a_separable_toy_set() -> None:
     assert stacker.score(xs[0]) > 0.5 > stacker.score(xs[2])
 
 
-def test_train_without_goemotions_says_what_it_used(tmp_path: Path) -> None:
-    from api.triage.train import fan_files, routine_files, train
+def test_training_is_deterministic_and_says_what_it_used(tmp_path: Path) -> None:
+    """The same data gives the same model, file for file (a small GoEmotions-format slice of the
+    data the repository carries, so it takes seconds)."""
+    from api.triage.train import GOEMOTIONS_DIR, fan_files, train
 
-    meta = train(tmp_path / "m", fan=fan_files(), goemotions=None, routine=routine_files(),
-                 cfg=TrainConfig(architecture="bow", epochs=2), quiet=True)
-    assert meta["stacker"] is None and meta["threshold"] == 0.5
-    assert all("goemotions" not in d for d in meta["data"]) and meta["data"]
-    assert any("routine questions as neutral" in d for d in meta["data"])
-    assert (tmp_path / "m" / "triage_meta.json").is_file()
+    go = tmp_path / "goemotions"
+    go.mkdir()
+    for name, rows in (("train.tsv", 3000), ("dev.tsv", 600)):
+        lines = (GOEMOTIONS_DIR / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        (go / name).write_text("".join(lines[:rows]), encoding="utf-8")
+    cfg = TrainConfig(architecture="bow", epochs=2)
+    metas = [train(tmp_path / f"m{i}", fan=fan_files(), goemotions=go, cfg=cfg, quiet=True)
+             for i in (1, 2)]
+    assert metas[0] == metas[1] and metas[0]["stacker"] is not None
+    assert any("goemotions/train.tsv" in d for d in metas[0]["data"])
+    files = sorted(p.relative_to(tmp_path / "m1") for p in (tmp_path / "m1").rglob("*")
+                   if p.is_file())
+    assert files
+    for name in files:
+        assert (tmp_path / "m1" / name).read_bytes() == (tmp_path / "m2" / name).read_bytes()
