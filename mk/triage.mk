@@ -5,13 +5,14 @@ TRIAGE_PY := $(VENV_API)/bin/python
 # GoEmotions travels with the repository (Apache-2.0): every clone trains and scores the same model.
 GOEMOTIONS_DEV := data/triage/goemotions/dev.tsv
 
-.PHONY: train-triage test-triage bench-triage eval-triage
+.PHONY: train-triage test-triage bench-triage eval-triage bench-triage-fresh
 
-# Trains models/triage/ only when the fan data, GoEmotions, the training code or its config
-# changed (their hash is the stamp in models/triage/triage_meta.json). Deterministic: the same
-# data gives the same model and the same figures.
+# Trains models/triage/ (negative emotion) and models/triage-semantic/ (the semantic layer) only
+# when their data, training code or config changed (the stamps in their meta files).
+# Deterministic: the same data gives the same models and the same figures.
 train-triage: api-env
 	@$(TRIAGE_PY) -m api.triage.train
+	@$(TRIAGE_PY) -m api.triage.semantic_train
 
 # Pure tests of the trained model, the patterns and the rules.
 test-triage: train-triage
@@ -24,3 +25,8 @@ bench-triage: train-triage
 # back and measured from outside).
 eval-triage: train-triage
 	@$(TRIAGE_PY) -m api.triage.evaluate --goemotions-tsv $(GOEMOTIONS_DEV)
+
+# Triage on the fresh sets (tests/triage/fresh/), on ordinary traffic (held-out NLU files,
+# out-of-scope set, CLINC150 in-scope texts when DATASETS_DIR has them) and its cost per message.
+bench-triage-fresh: train-triage
+	$(TRIAGE_PY) -m benchmarks.triage_fresh --show-misses

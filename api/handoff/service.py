@@ -124,6 +124,8 @@ def route(
             routed.alert = alert_supervisors(session=session, conversation=conversation,
                                              pick=pick, desk=desk)
     routed.handoff = public_object(conversation, staff)
+    text = texts.with_sympathy(text, conversation.language,
+                               bool((conversation.triage or {}).get("care")) and not was_assigned)
     if tell_fan:
         routed.reply = conversations.add_reply(
             session=session, conversation=conversation, sender_type=SenderType.system,

@@ -20,6 +20,17 @@ DANGER = {
 }
 
 
+# Said first when the fan is grieving or in distress (triage's ``care``): a person, and sympathy.
+SYMPATHY = {
+    "en": "I'm so sorry — that sounds really hard, and it deserves a person, not a bot.",
+    "es": "Lo siento muchísimo. Esto merece que te atienda una persona, no un bot.",
+}
+
+
+def with_sympathy(text: str, language: str | None, care: bool) -> str:
+    return f"{SYMPATHY[lang(language)]} {text}" if care else text
+
+
 def lang(language: str | None) -> str:
     code = (language or "en")[:2].lower()
     return code if code in ("en", "es") else "en"

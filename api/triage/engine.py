@@ -28,6 +28,7 @@ from api.triage.language import LanguageGuesser
 from api.triage.lexicon import Group, Lexicon
 from api.triage.patterns import make_docs
 from api.triage.safety import SafetyMatcher
+from api.triage.semantic import CALM, SemanticModel, SemanticVerdict
 from api.triage.schemas import (
     Assessment,
     Decision,
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "triage"
+DEFAULT_SEMANTIC_DIR = REPO_ROOT / "models" / "triage-semantic"
 DEFAULT_STAFF_YML = REPO_ROOT / "data" / "staff.yml"
 
 # staff.yml's topics and priorities, used when no staff.yml is given (kept equal by a test).
@@ -63,6 +65,9 @@ INTENT_TOPICS: dict[str, str] = {
     "lost_property_info": "lost_property", "accessibility": "accessibility",
 }
 FALLBACK_INTENTS = frozenset({"nlu_fallback", "out_of_scope"})
+# Semantic labels whose fan is in pain: the handoff starts with sympathy, and the bot's own
+# answer (a refund policy to a bereaved fan) is not shown.
+CARE_LABELS = frozenset({"personal", "safety"})
 
 
 @dataclass(frozen=True)
@@ -99,22 +104,28 @@ class Triage:
 
     def __init__(self, *, pipelines: Mapping[str, Language], model: EmotionModel | None,
                  languages: LanguageGuesser, topics: Mapping[str, Priority],
-                 policy: Policy | None = None) -> None:
+                 policy: Policy | None = None, semantic: SemanticModel | None = None) -> None:
         self.pipelines = dict(pipelines)
         self.safety = SafetyMatcher(self.pipelines)
         self.lexicon = Lexicon(self.pipelines)
         self.model = model
+        self.semantic = semantic
         self.languages = languages
         self.topics = dict(topics)
         self.policy = policy or Policy()
 
     @classmethod
     def load(cls, model_dir: Path | None = DEFAULT_MODEL_DIR, *,
+             semantic_dir: Path | None = DEFAULT_SEMANTIC_DIR,
              staff_yml: Path | None = DEFAULT_STAFF_YML, policy: Policy | None = None,
              require_model: bool = True) -> Triage:
-        """Load the spaCy pipelines, the emotion model and lingua. Without a model (and with
-        ``require_model=False``) emotion scores are 0 and ``ready`` is False."""
+        """Load the spaCy pipelines, the emotion model, the semantic layer and lingua.
+
+        ``model_dir=None`` loads neither learned model: only the patterns and rules decide (tests
+        whose outcome must not depend on a model). A missing model is an error unless
+        ``require_model=False``: then its trigger is off and ``ready`` is False."""
         model: EmotionModel | None = None
+        semantic: SemanticModel | None = None
         if model_dir is not None:
             try:
                 model = EmotionModel.load(Path(model_dir))
@@ -122,25 +133,38 @@ class Triage:
                 if require_model:
                     raise
                 log.warning("triage: no emotion model in %s; emotion trigger off", model_dir)
+            if semantic_dir is not None:
+                try:
+                    semantic = SemanticModel.load(Path(semantic_dir))
+                except FileNotFoundError:
+                    if require_model:
+                        raise
+                    log.warning("triage: no semantic model in %s; semantic layer off",
+                                semantic_dir)
         topics = load_topics(staff_yml) if staff_yml and staff_yml.is_file() else DEFAULT_TOPICS
         return cls(pipelines={lang: blank_pipeline(lang) for lang in ("en", "es")}, model=model,
-                   languages=LanguageGuesser(), topics=topics, policy=policy)
+                   languages=LanguageGuesser(), topics=topics, policy=policy, semantic=semantic)
 
     # --- health ------------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
-        return self.model is not None
+        return self.model is not None and self.semantic is not None
 
     def health(self) -> dict[str, Any]:
-        """For /healthz: ready once the emotion model is loaded."""
+        """For /healthz: ready once the emotion model and the semantic layer are loaded."""
         meta = self.model.meta if self.model else None
         return {"ready": self.ready, "model_stamp": meta.stamp if meta else None,
                 "model_data": list(meta.data) if meta else [],
-                "threshold": meta.threshold if meta else None}
+                "threshold": meta.threshold if meta else None,
+                "semantic_stamp": self.semantic.stamp if self.semantic else None}
 
     # --- per message -----------------------------------------------------------------------------
-    def before_bot(self, text: str, history: Sequence[FanTurn] = ()) -> Assessment:
-        """Triage one fan message before the bot sees it (history: earlier fan messages)."""
+    def before_bot(self, text: str, history: Sequence[FanTurn] = (), *,
+                   meaning: bool = True) -> Assessment:
+        """Triage one fan message before the bot sees it (history: earlier fan messages).
+
+        ``meaning=False`` leaves the semantic layer out, for a caller that runs
+        :meth:`meaning` while the bot answers and then calls ``Assessment.with_meaning``."""
         norm = normalise(text)
         docs = make_docs(self.pipelines, norm)
         safety = self.safety.match(text, norm, docs)
@@ -148,12 +172,18 @@ class Triage:
         negative = self.model.score(text) if self.model else 0.0
         previous = [self._negative(turn) for turn in history]
         emotion = self._emotion(text, norm.text.split(), negative, previous, lexicon)
+        # A pattern hit is precise and explains itself; the semantic layer reads the rest.
+        semantic = self.meaning(text) if meaning and not safety.urgent else CALM
         return Assessment(
             language=self.languages.guess(text, [t.text for t in history]),
             safety=safety, lexicon=lexicon, negative=negative, emotion=emotion,
             repeated=repeats(norm.text, [normalise(t.text).text for t in history], self.policy),
-            history_parses=tuple(t.parse for t in history),
+            history_parses=tuple(t.parse for t in history), semantic=semantic,
         )
+
+    def meaning(self, text: str) -> SemanticVerdict:
+        """The semantic layer's verdict on one message (thread-safe: numpy only)."""
+        return self.semantic.classify(text) if self.semantic else CALM
 
     def after_bot(self, assessment: Assessment, parse: Any = None,
                   history_parses: Sequence[Any] | None = None,
@@ -239,14 +269,19 @@ def decide(a: Assessment, parse: Any, history_parses: Sequence[Any],
            bot_items: Sequence[Mapping[str, Any]], topics: Mapping[str, Priority],
            policy: Policy) -> Decision:
     """Every trigger that fired adds a reason; the first in this order names the topic:
-    safety -> owned topic (refund, VIP, press, artists, staff complaint) -> the bot's request
-    -> emotion -> the fan asks for a person -> several cases -> repeating -> repeated fallback."""
+    safety (a pattern, else the semantic layer) -> owned topic (refund, VIP, press, artists,
+    staff complaint) -> needs a person (semantic) -> the bot's request -> emotion -> the fan asks
+    for a person -> several cases -> repeating -> repeated fallback."""
     found: list[tuple[Trigger, str, str]] = []  # trigger, topic, reason
     if a.safety.topic:
         found.append((Trigger.SAFETY, a.safety.topic, a.safety.reason or "safety"))
+    elif a.semantic.urgent:
+        found.append((Trigger.SAFETY, a.semantic.topic, f"safety: {a.semantic.reason}"))
     owned = {r.topic: r.quote for r in a.lexicon.owned}
     for topic in (t for t in OWNED_ORDER if t in owned):
         found.append((Trigger.OWNED_TOPIC, topic, f"{topic}: '{owned[topic]}'"))
+    if a.semantic.needs_person:
+        found.append((Trigger.NEEDS_PERSON, a.semantic.topic, a.semantic.reason))
     for topic, reason in bot_requests(bot_items):
         found.append((Trigger.BOT_REQUEST, topic, f"bot: {reason}"))
     if a.emotion.handoff:
@@ -257,11 +292,10 @@ def decide(a: Assessment, parse: Any, history_parses: Sequence[Any],
     if a.lexicon.explicit:
         quote = a.lexicon.of(Group.EXPLICIT)[0].quote
         found.append((Trigger.EXPLICIT, evident or "general", f"asked for a person: '{quote}'"))
-    cases = a.lexicon.distinct(Group.CASE)
-    case_quotes = [r.quote for r in a.lexicon.of(Group.CASE)]
-    if len(set(case_quotes)) >= policy.several_cases:
-        quoted = " + ".join(f"'{q}'" for q in dict.fromkeys(case_quotes))
-        found.append((Trigger.SEVERAL_CASES, cases[0], f"several requests: {quoted}"))
+    cases = a.lexicon.distinct_cases()
+    if len(cases) >= policy.several_cases:
+        quoted = " + ".join(f"'{r.quote}'" for r in cases)
+        found.append((Trigger.SEVERAL_CASES, cases[0].topic, f"several requests: {quoted}"))
     if a.repeated:
         found.append((Trigger.REPEATED, evident or "general", "the fan is repeating themselves"))
     streak = [parse, *reversed(history_parses)][:policy.fallback_streak]
@@ -273,8 +307,9 @@ def decide(a: Assessment, parse: Any, history_parses: Sequence[Any],
     trigger, topic, _ = found[0]
     topic = topic if topic in topics else "general"
     priority = Priority.URGENT if trigger is Trigger.SAFETY else topics.get(topic, Priority.NORMAL)
+    care = a.semantic.label in CARE_LABELS or "distress" in (a.emotion.reason or "")
     return Decision(True, topic, priority, [r for _, _, r in found], a.language,
-                    tuple(dict.fromkeys(t for t, _, _ in found)))
+                    tuple(dict.fromkeys(t for t, _, _ in found)), care)
 
 
 def _evident_topic(a: Assessment, parse: Any) -> str | None:

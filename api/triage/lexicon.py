@@ -37,6 +37,8 @@ class Request:
     group: Group
     topic: str  # staff.yml topic for OWNED_BY_STAFF / EXPLICIT / CASE; a subject name otherwise
     quote: str
+    rule: str = ""  # the lexicon rule that matched (one rule = one kind of request)
+    span: int = 0  # which stretch of the message matched (overlapping matches share one)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,21 @@ class LexiconResult:
             if r.topic not in seen:
                 seen.append(r.topic)
         return seen
+
+    def distinct_cases(self) -> list[Request]:
+        """One request per case the fan raises: a second phrasing of a case already counted
+        ("lost my phone ... lost and found") or one stretch of text matching two rules counts
+        once."""
+        counted: list[Request] = []
+        rules: set[str] = set()
+        spans: set[int] = set()
+        for r in self.of(Group.CASE):
+            if r.rule in rules or r.span in spans:
+                continue
+            counted.append(r)
+            rules.add(r.rule)
+            spans.add(r.span)
+        return counted
 
 
 # Rule.topic carries "<group>:<topic>" so one Matcher serves every group.
@@ -206,6 +223,7 @@ RULES: tuple[Rule, ...] = (
     # --- cases only a person can act on (two distinct ones hand off) -------------------------------
     _r("case_name", C, "tickets", "en",
        "=change|=changing|=transfer|=transferring =the|=my|=a? =name|=names", "=name =change|=changes",
+       "=wrong =name|=names",
        "~transfer =my|=the|=a? =ticket|=tickets"),
     _r("case_resend", C, "tickets", "en",
        "~resend|=re-send =my|=the|=our? =ticket|=tickets|=e-ticket|=confirmation|=email", "=send =again",
@@ -215,18 +233,20 @@ RULES: tuple[Rule, ...] = (
     _r("case_change", C, "tickets", "en",
        "~change|~move|~swap =my|=the|=our =ticket|=tickets|=booking|=date|=dates",
        "~upgrade =my|=our|=the|=to", "~cancel =my|=our|=the =ticket|=tickets|=booking|=order",
-       "=wrong =date|=name|=email|=ticket"),
+       "=wrong =date|=email|=ticket"),
     _r("case_access", C, "accessibility", "en",
        "=wheelchair|=carer|=companion|=disabled|=disability|=deaf|=blind|=autistic",
        "=accessible =entrance|=toilet|=platform|=area"),
     _r("case_lost", C, "lost_property", "en",
        "~lose|=left|=dropped|=forgot|=forgotten =my|=our =phone|=wallet|=bag|=keys|=jacket|=coat|=card|=id|=passport|=ring|=glasses",
        "=lost =and =found|=property"),
-    _r("caso_es", C, "tickets", "es",
-       "=cambiar|=cambio =el|=de =nombre|=fecha", "=factura|=recibo",
+    # One rule per kind of case: two phrasings of one case are one case (see distinct_cases).
+    _r("caso_nombre", C, "tickets", "es", "=cambiar|=cambio =el|=de =nombre|=fecha"),
+    _r("caso_factura", C, "tickets", "es", "=factura|=recibo"),
+    _r("caso_reenviar", C, "tickets", "es",
        "=no =me =ha|=han =llegado =la|=las|=el|=mi|=mis? =entrada|=entradas|=correo|=email",
-       "=reenviar|=reenviadme|=reenviarme =la|=las|=mi|=mis? =entrada|=entradas",
-       "=cancelar =mi|=la|=las|=mis? =entrada|=entradas|=reserva"),
+       "=reenviar|=reenviadme|=reenviarme =la|=las|=mi|=mis? =entrada|=entradas"),
+    _r("caso_cancelar", C, "tickets", "es", "=cancelar =mi|=la|=las|=mis? =entrada|=entradas|=reserva"),
     _r("caso_perdido", C, "lost_property", "es",
        "=perdi|=perdido|=deje|=olvide|=dejado|=olvidado =mi|=el|=la|=mis? =movil|=cartera|=bolso|=llaves|=chaqueta|=abrigo|=tarjeta|=dni|=pasaporte|=gafas",
        "=objetos =perdidos"),
@@ -277,9 +297,9 @@ class Lexicon:
 
 def resolve(found: Sequence[Found], raw: str, norm: Normalised) -> LexiconResult:
     requests: list[Request] = []
-    for start, end, rules in merge(found):
+    for span, (start, end, rules) in enumerate(merge(found)):
         quote = norm.original(raw, start, end)
         for rule in {r.topic: r for r in rules}.values():
             group, topic = rule.topic.split(":", 1)
-            requests.append(Request(Group(group), topic, quote))
+            requests.append(Request(Group(group), topic, quote, rule.name, span))
     return LexiconResult(tuple(requests))

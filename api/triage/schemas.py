@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from api.triage.emotion import EmotionVerdict
 from api.triage.lexicon import LexiconResult
 from api.triage.safety import SafetyResult
+from api.triage.semantic import CALM, SemanticVerdict
 
 
 class Priority(str, enum.Enum):
@@ -24,6 +25,7 @@ class Trigger(str, enum.Enum):
 
     SAFETY = "safety"
     OWNED_TOPIC = "owned_topic"  # refund dispute, VIP booking, press, artists, staff complaint
+    NEEDS_PERSON = "needs_person"  # the semantic layer: grief, money gone wrong, an order, ...
     BOT_REQUEST = "bot_request"  # the bot's {"handoff_request": ...}
     EMOTION = "emotion"
     EXPLICIT = "explicit"  # the fan asked for a person
@@ -57,11 +59,18 @@ class Assessment:
     emotion: EmotionVerdict
     repeated: bool  # much like one of the fan's recent messages
     history_parses: tuple[Any, ...] = field(default_factory=tuple)
+    semantic: SemanticVerdict = CALM  # what the message means (the learned layer)
 
     @property
     def skip_bot(self) -> bool:
-        """A safety match: do not wait for the bot, go straight to a person."""
-        return self.safety.urgent
+        """An emergency, by pattern or by meaning: do not wait for the bot, go straight to a
+        person."""
+        return self.safety.urgent or self.semantic.urgent
+
+    def with_meaning(self, semantic: SemanticVerdict) -> Assessment:
+        """This assessment with the semantic layer's verdict (computed while the bot answered);
+        a pattern hit already decided and keeps its precise reason."""
+        return self if self.safety.urgent else replace(self, semantic=semantic)
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,7 @@ class Decision:
     reasons: list[str]
     language: str
     triggers: tuple[Trigger, ...] = ()
+    care: bool = False  # grief or personal distress: the fan is met with sympathy, not the bot
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, for storing on the conversation."""
@@ -79,7 +89,7 @@ class Decision:
             "handoff": self.handoff, "topic": self.topic,
             "priority": self.priority.value if self.priority else None,
             "reasons": list(self.reasons), "language": self.language,
-            "triggers": [t.value for t in self.triggers],
+            "triggers": [t.value for t in self.triggers], "care": self.care,
         }
 
 

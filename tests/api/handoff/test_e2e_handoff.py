@@ -124,3 +124,52 @@ async def test_routine_questions_even_grumpy_get_the_bot(switchboard, text):
     replies = r.json()
     assert any(DOORS in (i.get("text") or "") for i in replies), replies
     assert not any("custom" in i for i in replies), replies
+
+
+# The semantic layer (issue: triage that understands): emergencies described through what the
+# fan sees, not through a word the patterns know, in English and Spanish; clubbing idioms; grief.
+SEEN_NOT_SAID = [
+    ("my mate is lying behind the speakers and his lips have gone a weird colour", "en"),
+    ("mi amiga lleva un rato tirada en el baño y no abre los ojos", "es"),
+]
+
+
+@pytest.mark.parametrize(("text", "language"), SEEN_NOT_SAID)
+async def test_emergency_described_through_what_the_fan_sees_reaches_noor(switchboard, text,
+                                                                          language):
+    async with httpx.AsyncClient(base_url=switchboard.url, timeout=60) as api:
+        await _welfare_online(api)
+        r = await api.post(REST, json={"sender": f"e2e-seen-{language}", "message": text})
+    [item] = r.json()  # the bot's own answer is never shown for an emergency
+    handoff = item["custom"]["handoff"]
+    assert handoff["priority"] == "urgent" and handoff["assignee"]["handle"] in ("noor", "karim")
+    first = handoff["assignee"]["name"].split()[0]
+    assert first in item["text"]
+    assert any("closest known case" in reason for reason in handoff["reasons"]), handoff
+
+
+@pytest.mark.parametrize("text", ["that last drop absolutely killed me, what time do doors open?",
+                                  "i'm dead 😂 best night ever, what time do doors open?"])
+async def test_clubbing_idioms_get_the_bot(switchboard, text):
+    async with httpx.AsyncClient(base_url=switchboard.url, timeout=60) as api:
+        await _welfare_online(api)
+        r = await api.post(REST, json={"sender": f"e2e-idiom-{len(text)}", "message": text})
+    replies = r.json()
+    assert any(DOORS in (i.get("text") or "") for i in replies), replies
+    assert not any("custom" in i for i in replies), replies
+
+
+async def test_a_bereaved_fan_is_met_by_a_person_not_asked_to_rephrase(switchboard):
+    async with httpx.AsyncClient(base_url=switchboard.url, timeout=60) as api:
+        for handle in ("laura", "tom", "sam"):
+            await go_online(api, await login(api, handle))
+        r = await api.post(REST, json={
+            "sender": "e2e-grief",
+            "message": "my mum passed away on monday and the funeral is the same day as the "
+                       "closing party, i don't really know what to do"})
+    [item] = r.json()
+    assert "say it another way" not in item["text"] and "rephrase" not in item["text"]
+    assert item["text"].startswith("I'm so sorry"), item["text"]
+    handoff = item["custom"]["handoff"]
+    assert handoff["status"] == "assigned" and handoff["priority"] != "urgent"
+    assert handoff["assignee"]["name"].split()[0] in item["text"]

@@ -174,3 +174,19 @@ def test_answers_to_a_form_are_not_fallbacks(triage: Triage) -> None:
     assert not triage.after_bot(a, parse=in_form).handoff
     outside = {"intent": {"name": "nlu_fallback", "confidence": 0.3}, "active_loop": None}
     assert triage.after_bot(a, parse=outside, history_parses=[outside]).handoff
+
+
+@pytest.mark.parametrize("text", [
+    "i lost my phone last night, is there a lost and found?",
+    "wrong name on my ticket, can you change the name please",
+    "no me han llegado las entradas, me las podeis reenviar?",
+])
+def test_one_case_said_two_ways_is_one_case(triage: Triage, text: str) -> None:
+    d = triage.assess_and_decide(text)
+    assert Trigger.SEVERAL_CASES not in d.triggers, d
+
+
+def test_two_different_cases_are_several(triage: Triage) -> None:
+    d = triage.assess_and_decide("can you change the name on my ticket and also send me an "
+                                 "invoice")
+    assert Trigger.SEVERAL_CASES in d.triggers, d

@@ -1,0 +1,104 @@
+"""The semantic layer, with the trained model the product serves (models/triage-semantic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from api.triage import Trigger
+from api.triage.engine import Triage
+from api.triage.semantic import LABELS, Kind
+
+
+@pytest.mark.parametrize(("text", "topics"), [
+    ("my friend is lying by the toilets and won't open her eyes", {"medical"}),
+    ("she went to the loo an hour ago and her bag is still here, phone goes to voicemail",
+     {"lost_person"}),
+    ("mi colega lleva un rato en el suelo del baño con los ojos en blanco", {"medical"}),
+    ("meine Freundin ist seit einer Stunde weg und geht nicht ans Handy", {"lost_person"}),
+    ("ma pote tremble de partout et elle n'arrive plus à parler", {"medical", "safety"}),
+])
+def test_an_emergency_in_other_words_skips_the_bot_and_says_why(triage: Triage, text: str,
+                                                                  topics: set[str]) -> None:
+    a = triage.before_bot(text)
+    assert not a.safety.urgent  # no pattern knows these words: the semantic layer reads them
+    assert a.skip_bot and a.semantic.urgent, a.semantic
+    d = triage.after_bot(a)
+    assert d.handoff and d.priority.value == "urgent" and Trigger.SAFETY in d.triggers
+    assert LABELS[a.semantic.label].kind is Kind.URGENT
+    assert d.topic in topics, d
+    assert "closest known case: '" in d.reasons[0]
+
+
+@pytest.mark.parametrize("text", [
+    "that drop killed me lol",
+    "i'm dying to come back next summer",
+    "we got absolutely wrecked last night, best night ever",
+    "is there a first aid point inside?",
+    "what time do you open tonight",
+    "ugh third time asking, how much are tickets for saturday",
+    "me muero de ganas de ir al closing",
+])
+def test_idioms_and_routine_questions_stay_with_the_bot(triage: Triage, text: str) -> None:
+    d = triage.assess_and_decide(text)
+    assert not d.handoff, d
+
+
+def test_grief_is_met_by_a_person_with_care_at_the_first_message(triage: Triage) -> None:
+    d = triage.assess_and_decide("my dad died on tuesday and the funeral is on saturday, "
+                                 "i had tickets for the closing")
+    assert d.handoff and Trigger.NEEDS_PERSON in d.triggers and d.care
+    assert d.priority.value != "urgent" and d.topic == "general"
+
+
+def test_a_pattern_hit_keeps_its_precise_reason(triage: Triage) -> None:
+    a = triage.before_bot("i think my drink was spiked")
+    assert a.safety.urgent and a.semantic.label == "none"  # not run: the pattern decided
+    assert triage.after_bot(a).reasons[0].startswith("safety: '")
+
+
+def test_meaning_runs_apart_for_the_relay(triage: Triage) -> None:
+    text = "my friend is lying by the toilets and won't open her eyes"
+    first = triage.before_bot(text, meaning=False)
+    assert not first.skip_bot and first.semantic.label == "none"
+    assert first.with_meaning(triage.meaning(text)).skip_bot
+
+
+def test_semantic_training_is_deterministic(tmp_path: Path) -> None:
+    from api.triage.semantic import MODEL_FILE
+    from api.triage.semantic_train import SemanticConfig, train
+
+    data = tmp_path / "data"
+    data.mkdir()
+    nlu = tmp_path / "nlu"
+    nlu.mkdir()
+    rows = ["medical\ten\tmy friend collapsed", "medical\ten\the is not breathing",
+            "medical\ten\tshe fainted by the bar", "medical\ten\the is fitting on the floor",
+            "medical\ten\ther lips are blue", "personal\ten\tmy dad died yesterday",
+            "personal\ten\tmy nan passed away", "personal\ten\tfuneral is on saturday",
+            "personal\ten\tmy mum is in hospital", "personal\ten\ti lost my brother last week"]
+    rows += [f"none\ten\t{t}" for t in ("what time do you open", "how much are tickets",
+                                        "is there parking", "dress code?", "that drop killed me",
+                                        "where is the cloakroom", "thanks!", "hello there",
+                                        "do you sell water", "lost my jacket")]
+    (data / "x.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (nlu / "a.yml").write_text('version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n'
+                               "    - hi\n    - hey [friday](weekday)\n", encoding="utf-8")
+    cfg = SemanticConfig(folds=2)
+    metas = [train(tmp_path / f"m{i}", cfg=cfg, data_dir=data, nlu_dir=nlu, quiet=True)
+             for i in (1, 2)]
+    assert metas[0] == metas[1]
+    a, b = (np.load(tmp_path / f"m{i}" / MODEL_FILE) for i in (1, 2))
+    for key in a.files:
+        assert np.array_equal(a[key], b[key]), key
+
+
+def test_semantic_data_refuses_unknown_labels(tmp_path: Path) -> None:
+    from api.triage.semantic_train import read_tsv
+
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("# header\nmedicl\ten\tmy friend collapsed\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="bad.tsv:2"):
+        read_tsv(bad)
