@@ -59,18 +59,37 @@ class Assessment:
     emotion: EmotionVerdict
     repeated: bool  # much like one of the fan's recent messages
     history_parses: tuple[Any, ...] = field(default_factory=tuple)
-    semantic: SemanticVerdict = CALM  # what the message means (the learned layer)
+    semantic: SemanticVerdict | None = None  # what the message means; None: not read (yet)
+    veto: float = 0.0  # the semantic layer overrules a pattern alarm below this probability
+
+    @property
+    def meaning(self) -> SemanticVerdict:
+        return self.semantic or CALM
+
+    @property
+    def pattern_alarm(self) -> bool:
+        """A safety pattern fired and the semantic layer, if it read the message, does not
+        call it ordinary ("that drop nearly gave me a heart attack", "what happens if someone
+        gets spiked?": idioms, questions, past events)."""
+        if not self.safety.urgent:
+            return False
+        return self.semantic is None or self.semantic.urgent_p >= self.veto
+
+    @property
+    def overruled(self) -> bool:
+        """A pattern fired, but the semantic layer read an idiom or a question."""
+        return self.safety.urgent and not self.pattern_alarm
 
     @property
     def skip_bot(self) -> bool:
         """An emergency, by pattern or by meaning: do not wait for the bot, go straight to a
         person."""
-        return self.safety.urgent or self.semantic.urgent
+        return self.pattern_alarm or self.meaning.urgent
 
-    def with_meaning(self, semantic: SemanticVerdict) -> Assessment:
-        """This assessment with the semantic layer's verdict (computed while the bot answered);
-        a pattern hit already decided and keeps its precise reason."""
-        return self if self.safety.urgent else replace(self, semantic=semantic)
+    def with_meaning(self, semantic: SemanticVerdict | None) -> Assessment:
+        """This assessment with the semantic layer's verdict (read while the bot answered, or
+        to confirm a pattern alarm)."""
+        return self if semantic is None else replace(self, semantic=semantic)
 
 
 @dataclass(frozen=True)

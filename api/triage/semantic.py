@@ -64,6 +64,12 @@ class SemanticVerdict:
     probability: float  # of the verdict's kind (all urgent labels together, or all person ones)
     closest: str | None = None  # the nearest training example of that label
     similarity: float = 0.0
+    urgent_p: float = 0.0  # all urgent labels together, whatever the verdict
+    person_p: float = 0.0  # all "needs a person" labels together
+
+    def calm_below(self, level: float) -> bool:
+        """The model is confident this is ordinary: neither urgent nor for a person."""
+        return self.urgent_p < level and self.person_p < level
 
     @property
     def kind(self) -> Kind:
@@ -210,9 +216,9 @@ class SemanticModel:
         elif person >= self.thresholds.person:
             label, p = self._best(probs, self._person), person
         else:
-            return CALM
+            return SemanticVerdict(NONE, 1.0 - urgent - person, urgent_p=urgent, person_p=person)
         closest, similarity = self._closest(vector, label)
-        return SemanticVerdict(label, p, closest, similarity)
+        return SemanticVerdict(label, p, closest, similarity, urgent, person)
 
     def _best(self, probs: np.ndarray, mask: np.ndarray) -> str:
         masked = np.where(mask, probs, -1.0)

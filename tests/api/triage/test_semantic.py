@@ -55,14 +55,26 @@ def test_grief_is_met_by_a_person_with_care_at_the_first_message(triage: Triage)
 
 def test_a_pattern_hit_keeps_its_precise_reason(triage: Triage) -> None:
     a = triage.before_bot("i think my drink was spiked")
-    assert a.safety.urgent and a.semantic.label == "none"  # not run: the pattern decided
+    assert a.safety.urgent and a.pattern_alarm and a.skip_bot
     assert triage.after_bot(a).reasons[0].startswith("safety: '")
+
+
+@pytest.mark.parametrize("text", [
+    "the drop at 2:30 nearly gave me a heart attack, who was the dj",
+    "what happens if someone gets spiked at your club? what do you actually do?",
+    "casi me da un infarto al ver los precios de las mesas vip jaja",
+])
+def test_the_semantic_layer_overrules_a_pattern_on_idioms_and_questions(triage: Triage,
+                                                                        text: str) -> None:
+    a = triage.before_bot(text)
+    assert a.safety.urgent and a.overruled and not a.skip_bot, a.meaning
+    assert not triage.after_bot(a).handoff
 
 
 def test_meaning_runs_apart_for_the_relay(triage: Triage) -> None:
     text = "my friend is lying by the toilets and won't open her eyes"
     first = triage.before_bot(text, meaning=False)
-    assert not first.skip_bot and first.semantic.label == "none"
+    assert not first.skip_bot and first.semantic is None
     assert first.with_meaning(triage.meaning(text)).skip_bot
 
 
