@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.conversations import service as conversations
+from api.conversations.language import LanguageDecider
 from api.conversations.models import Conversation, Message
 from api.db import utcnow
 from api.enums import (
@@ -114,6 +115,7 @@ class PendingTurn:
     next_relay_at: dt.datetime | None
     claimed: bool = False  # this attempt is already counted: call Rasa straight away
     history: tuple[HistoryTurn, ...] = ()  # the fan's previous messages, oldest first
+    language: str | None = None  # decided when the message was stored (metadata.language)
 
 
 def out_ref(msg: Message) -> OutgoingRef:
@@ -121,11 +123,12 @@ def out_ref(msg: Message) -> OutgoingRef:
 
 
 def open_session(
-    session: Session, *, channel: Channel, external_id: str, language: str | None = None
+    session: Session, *, channel: Channel, external_id: str, declared_language: str | None = None
 ) -> ConversationRef:
-    """Open (or rejoin) the conversation of a channel address."""
+    """Open (or rejoin) the conversation of a channel address. A declared language (the
+    browser's) becomes the language of a conversation that has none yet (the greeting's)."""
     conversation, _ = conversations.open_for(
-        session=session, channel=channel, external_id=external_id, language=language
+        session=session, channel=channel, external_id=external_id, language=declared_language
     )
     session.commit()
     return ConversationRef.of(conversation)
@@ -154,14 +157,16 @@ def receive_fan_message(
     external_id: str,
     text: str | None,
     channel_message_id: str | None = None,
-    language: str | None = None,
+    declared_language: str | None = None,
+    languages: LanguageDecider | None = None,
     payload: dict[str, Any] | None = None,
     relay_status: RelayStatus | None = None,
     dedup_window_s: float = 0.0,
 ) -> Received:
-    """Store a fan's message before anything else happens; decide whether the bot gets it."""
+    """Store a fan's message before anything else happens; decide its language (``languages``;
+    ``declared_language`` is the client's hint) and whether the bot gets it."""
     conversation, _ = conversations.open_for(
-        session=session, channel=channel, external_id=external_id, language=language
+        session=session, channel=channel, external_id=external_id, language=declared_language
     )
     if (
         channel_message_id is None
@@ -184,6 +189,8 @@ def receive_fan_message(
     if msg is None:
         session.rollback()
         return Received(ConversationRef.of(conversation), None)
+    if text and languages is not None:
+        decide_language(session, conversation, msg, languages, declared_language)
     replies: list[Message] = []
     if msg.relay_status == RelayStatus.skipped and conversation.status == ConversationStatus.bot:
         replies.append(
@@ -202,6 +209,30 @@ def receive_fan_message(
         replies=[out_ref(r) for r in replies],
         held=msg.relay_status == RelayStatus.held and bool(text),
     )
+
+
+def decide_language(session: Session, conversation: Conversation, msg: Message,
+                    languages: LanguageDecider, declared_language: str | None) -> str:
+    """The one language decision for a fan's text message: stored on the message, and on the
+    conversation when it is the thread's first or a clear switch (docs/switchboard.md).
+
+    The thread's language is read again under a row lock (the message's insert holds SQLite's
+    write lock already): two messages of one thread stored at once decide one after the other.
+    """
+    session.flush()
+    session.refresh(conversation, attribute_names=["language"],
+                    with_for_update={"key_share": True})
+    first = not conversations.language_decided(session=session, conversation_id=conversation.id,
+                                               before_id=msg.id)
+    detection = languages.detect(msg.text)
+    chosen = languages.decide(detection, current=conversation.language, hint=declared_language,
+                              first=first)
+    msg.language = chosen
+    if chosen != conversation.language:
+        log.info("conversation %s: language %s -> %s", conversation.id, conversation.language,
+                 chosen)
+        conversation.language = chosen
+    return chosen
 
 
 def pending_turns(
@@ -224,7 +255,7 @@ def pending_turns(
 def _pending(row: Message, *, claimed: bool = False,
              history: tuple[HistoryTurn, ...] = ()) -> PendingTurn:
     return PendingTurn(row.id, row.uid, row.text or "", row.relay_attempts, row.next_relay_at,
-                       claimed, history)
+                       claimed, history, row.language)
 
 
 def fan_history(session: Session, *, conversation_id: int, before_id: int,
@@ -263,7 +294,7 @@ def claim_next_turn(
     due = head.next_relay_at is None or head.next_relay_at <= utcnow()
     if head.attempts > 0 or not due:
         return conversation, PendingTurn(head.id, head.uid, head.text, head.attempts,
-                                         head.next_relay_at, False, past)
+                                         head.next_relay_at, False, past, head.language)
     msg = session.get(Message, head.id)
     msg.relay_attempts += 1
     session.commit()
@@ -321,7 +352,8 @@ def _hand_off(
 ) -> handoff.Routed | None:
     if not decision.get("handoff") or conversation.status != ConversationStatus.bot:
         return None
-    handoff.apply_decision(session=session, conversation=conversation, decision=decision,
+    handoff.apply_decision(session=session, conversation=conversation,
+                           decision=_decided_language(decision, msg, conversation),
                            message_id=msg.id)
     routed = handoff.route(session=session, conversation=conversation, desk=desk,
                            actor="triage", reason=", ".join(decision.get("triggers") or [])
@@ -329,6 +361,14 @@ def _hand_off(
     log.info("conversation %s handed off: %s (triggers %s)", conversation.id,
              routed.status.value, ",".join(decision.get("triggers") or []))
     return routed
+
+
+def _decided_language(decision: dict[str, Any], msg: Message,
+                      conversation: Conversation) -> dict[str, Any]:
+    """Routing goes by the language decided when the message was stored, not by triage's own
+    guess (one decision per message)."""
+    language = msg.language or conversation.language
+    return {**decision, "language": language} if language else decision
 
 
 def held_message(session: Session, *, message_id: int, history: int = 5) -> tuple[
@@ -356,7 +396,8 @@ def escalate_held(
             and conversation.status in (ConversationStatus.queued, ConversationStatus.assigned)
             and conversation.priority != Priority.urgent):
         current = conversation.assignee_id
-        handoff.apply_decision(session=session, conversation=conversation, decision=decision,
+        handoff.apply_decision(session=session, conversation=conversation,
+                               decision=_decided_language(decision, msg, conversation),
                                message_id=msg.id)
         routed = handoff.route(session=session, conversation=conversation, desk=desk,
                                actor="triage", reason="safety while waiting for a person",
@@ -415,10 +456,16 @@ def store_turn(
     replies: list[Message] = []
     handing_off = bool(decision and decision.get("handoff"))
     bot_lost = msg.intent in NOT_UNDERSTOOD
+    # Triage read the message as an emergency or as one for a person (grief, money gone
+    # wrong, ...) while the bot answered: the bot's routine answer (a refund policy to a
+    # bereaved fan, opening hours to someone whose friend collapsed) would only hurt.
+    first_trigger = ((decision or {}).get("triggers") or [None])[0]
+    person_first = handing_off and (bool(decision.get("care"))
+                                    or first_trigger in ("needs_person", "safety"))
     for item in turn.messages:
         if item.custom is not None:
             _act_on_custom(session, conversation, msg, item.custom)
-        if handing_off and (item.buttons or bot_lost):
+        if handing_off and (item.buttons or bot_lost or person_first):
             # The bot's offer ("Shall I get a person?") is settled by the handoff itself, and
             # "sorry, I didn't get that" has nothing to add to it.
             continue

@@ -23,11 +23,12 @@ import re
 import statistics
 import sys
 import time
-import tomllib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 FRESH_DIR = ROOT / "tests" / "triage" / "fresh"

@@ -28,7 +28,6 @@ from api.triage.language import LanguageGuesser
 from api.triage.lexicon import Group, Lexicon
 from api.triage.patterns import make_docs
 from api.triage.safety import SafetyMatcher
-from api.triage.semantic import CALM, SemanticModel, SemanticVerdict
 from api.triage.schemas import (
     Assessment,
     Decision,
@@ -37,6 +36,7 @@ from api.triage.schemas import (
     Trigger,
     intent_of,
 )
+from api.triage.semantic import CALM, SemanticModel, SemanticVerdict
 from api.triage.text import normalise
 
 log = logging.getLogger(__name__)
