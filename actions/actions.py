@@ -19,7 +19,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from . import replies
-from .answers import detect_language
+from .answers import answer_language
 from .desk import Desk, default_desk
 
 logger = logging.getLogger(__name__)
@@ -49,11 +49,23 @@ class DeskAction(Action, abc.ABC):
         return self._desk or default_desk()
 
     def context(self, tracker: Tracker) -> replies.Context:
-        text = tracker.latest_message.get("text") or ""
-        return self.desk.context(detect_language(text, latest_user_metadata(tracker)))
+        return context_for(self.desk, tracker)
+
+
+def context_for(desk: Desk, tracker: Tracker) -> replies.Context:
+    """This turn's context, in the language to answer in (``answers.answer_language``)."""
+    answers = desk.answers
+    language = answer_language(latest_user_metadata(tracker), tracker.slots, answers.languages)
+    return desk.context(language)
 
 
 def latest_user_metadata(tracker: Tracker) -> dict[str, Any]:
+    """The metadata the switchboard sent with the fan's latest message (``language``,
+    ``channel``, ``message_id``): ``tracker.latest_message["metadata"]``, else the latest user
+    event's (the same thing on trackers that lack the first)."""
+    metadata = (tracker.latest_message or {}).get("metadata")
+    if isinstance(metadata, dict):
+        return metadata
     for event in reversed(tracker.events):
         if event.get("event") == "user":
             return event.get("metadata") or {}
@@ -64,9 +76,16 @@ def entity_values(tracker: Tracker, entity: str) -> list[str]:
     return [str(value) for value in tracker.get_latest_entity_values(entity)]
 
 
-def utter_all(dispatcher: CollectingDispatcher, texts: list[str]) -> None:
-    for text in texts:
+def utter_all(dispatcher: CollectingDispatcher, ctx: replies.Context, texts: list[str]) -> None:
+    """Say the texts, with the "not in your language" line before the first English fallback."""
+    for text in ctx.with_language_notice(texts):
         dispatcher.utter_message(text=text)
+
+
+def utter(dispatcher: CollectingDispatcher, ctx: replies.Context, text: str,
+          **kwargs: Any) -> None:
+    """Say one text (``kwargs``: buttons), with the line when it fell back to English."""
+    dispatcher.utter_message(text=ctx.with_language_notice([text])[0], **kwargs)
 
 
 class ActionAnswer(DeskAction):
@@ -82,7 +101,7 @@ class ActionAnswer(DeskAction):
         if intent not in ctx.answers:
             logger.warning("no answer text for intent %s", intent)
             return await ActionFallback(self._desk).run(dispatcher, tracker, domain)
-        utter_all(dispatcher, replies.fact_answer(ctx, intent))
+        utter_all(dispatcher, ctx, replies.fact_answer(ctx, intent))
         return []
 
 
@@ -110,7 +129,7 @@ class _TextAction(DeskAction):
             texts = type(self).build(ctx, text, entity_values(tracker, "event_name"))
         else:
             texts = type(self).build(ctx, text)
-        utter_all(dispatcher, texts)
+        utter_all(dispatcher, ctx, texts)
         return []
 
 
@@ -145,9 +164,9 @@ class ActionVipTables(DeskAction):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
         ctx = self.context(tracker)
-        utter_all(dispatcher, replies.fact_answer(ctx, "vip_tables"))
-        dispatcher.utter_message(
-            text=ctx.say("vip_offer"),
+        utter_all(dispatcher, ctx, replies.fact_answer(ctx, "vip_tables"))
+        utter(
+            dispatcher, ctx, ctx.say("vip_offer"),
             buttons=[
                 {"title": ctx.say("button_book_vip"), "payload": "/affirm"},
                 {"title": ctx.say("button_no_thanks"), "payload": "/deny"},
@@ -165,7 +184,7 @@ class ActionPressEnquiry(DeskAction):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
         ctx = self.context(tracker)
-        utter_all(dispatcher, replies.fact_answer(ctx, "press_enquiry"))
+        utter_all(dispatcher, ctx, replies.fact_answer(ctx, "press_enquiry"))
         dispatcher.utter_message(json_message=handoff_request("press"))
         return []
 
@@ -180,7 +199,7 @@ class ActionRequestHuman(DeskAction):
                   domain: DomainDict) -> list[EventType]:
         ctx = self.context(tracker)
         topic = tracker.get_slot("handoff_topic") or "general"
-        dispatcher.utter_message(text=ctx.say("request_human"))
+        utter(dispatcher, ctx, ctx.say("request_human"))
         dispatcher.utter_message(json_message=handoff_request(topic))
         return [SlotSet("handoff_topic", None)]
 
@@ -199,10 +218,10 @@ class ActionFallback(DeskAction):
                   domain: DomainDict) -> list[EventType]:
         ctx = self.context(tracker)
         if consecutive_fallbacks(tracker) <= 1:
-            dispatcher.utter_message(text=ctx.say("fallback_first"))
+            utter(dispatcher, ctx, ctx.say("fallback_first"))
             return []
-        dispatcher.utter_message(
-            text=ctx.say("fallback_offer_human"),
+        utter(
+            dispatcher, ctx, ctx.say("fallback_offer_human"),
             buttons=[
                 {"title": ctx.say("button_yes_person"), "payload": "/request_human"},
                 {"title": ctx.say("button_no_thanks"), "payload": "/deny"},
@@ -242,9 +261,8 @@ class ValidateLostPropertyForm(FormValidationAction):
         text = str(slot_value or "")
         match = _EMAIL.search(text) or _PHONE.search(text)
         if match is None:
-            language = detect_language(text, latest_user_metadata(tracker))
-            desk = self._desk or default_desk()
-            dispatcher.utter_message(text=desk.context(language).say("invalid_lost_contact"))
+            ctx = context_for(self._desk or default_desk(), tracker)
+            utter(dispatcher, ctx, ctx.say("invalid_lost_contact"))
             return {"lost_contact": None}
         return {"lost_contact": match.group(0).strip()}
 
@@ -269,7 +287,8 @@ class _AskLostSlot(DeskAction):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
-        dispatcher.utter_message(text=self.context(tracker).say(f"ask_{self.slot}"))
+        ctx = self.context(tracker)
+        utter(dispatcher, ctx, ctx.say(f"ask_{self.slot}"))
         return []
 
 
@@ -304,7 +323,7 @@ class ActionSubmitLostProperty(DeskAction):
             "description": tracker.get_slot("lost_description") or "",
             "contact": tracker.get_slot("lost_contact") or "",
         }
-        dispatcher.utter_message(text=replies.lost_property_summary(ctx, report))
+        utter(dispatcher, ctx, replies.lost_property_summary(ctx, report))
         dispatcher.utter_message(json_message={"lost_property": report})
         logger.info("lost-property report taken for sender %s", tracker.sender_id)
         return [SlotSet(slot, None) for slot in LOST_PROPERTY_SLOTS]

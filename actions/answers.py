@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,30 +11,22 @@ from typing import Any
 
 import yaml
 
-SUPPORTED_LANGUAGES = ("en", "es")
-
-# Words that only a Spanish-writing fan uses. The switchboard sends a detected language in the
-# message metadata; this is the fallback for clients that talk to Rasa directly.
-_SPANISH_MARKERS = re.compile(
-    r"[¿¡ñ]|\b(hola|buenas|buenos|cuánto|cuanto|cuesta|cuestan|valen|vale|entrada|entradas|"
-    r"abrís|abris|abren|abrimos|cierran|cerráis|horario|horarios|hora|quiero|hablar|persona|"
-    r"gracias|qué|que|cuándo|cuando|dónde|donde|noche|hoy|mañana|precio|precios|taquilla|"
-    r"puedo|necesito|humano|agente|alguien|adiós|adios|por favor|sois|estáis|estais|"
-    r"viernes|sábado|sabado|domingo|lunes|miércoles|miercoles|jueves|martes)\b",
-    re.IGNORECASE,
-)
+DEFAULT_LANGUAGE = "en"  # every key has an English text; the fallback for every other language
+# Said once before an English answer when the fan's language has no text for it yet.
+NOT_IN_YOUR_LANGUAGE = "not_in_your_language"
 
 
-def detect_language(text: str, metadata: Mapping[str, Any] | None = None) -> str:
-    """The language to answer in: the switchboard's choice if given, else a word-list guess."""
+def answer_language(metadata: Mapping[str, Any] | None, slots: Mapping[str, Any] | None,
+                    supported: frozenset[str]) -> str:
+    """The language to answer in. The switchboard decides each fan message's language and sends
+    it as ``metadata.language``; it is used when data/answers.yml has texts in it (else English).
+    Without it (``rasa shell``, conversation tests, Rasa's own REST channel) a ``language`` slot
+    is used when the domain has one, else English. The bot never guesses from the words."""
     declared = (metadata or {}).get("language")
-    if declared in SUPPORTED_LANGUAGES:
-        return declared
-    if len(_SPANISH_MARKERS.findall(text or "")) >= 1 and not re.search(
-        r"\b(the|what|how|is|are|you|do|my|i)\b", text or "", re.IGNORECASE
-    ):
-        return "es"
-    return "en"
+    if declared is None:
+        declared = (slots or {}).get("language")
+    code = declared.strip().lower()[:2] if isinstance(declared, str) else ""
+    return code if code in supported else DEFAULT_LANGUAGE
 
 
 @dataclass(frozen=True)
@@ -63,6 +54,16 @@ class Answers:
     def __contains__(self, key: str) -> bool:
         return key in self.templates
 
+    @property
+    def languages(self) -> frozenset[str]:
+        """The languages the answers are written in (``en``, ``es``, ...): every language with a
+        text in data/answers.yml (the supported languages follow the file)."""
+        return frozenset(code for entry in self.templates.values() for code, texts in entry.items()
+                         if _is_language(code) and texts)
+
+    def has_text(self, key: str, language: str) -> bool:
+        return bool(self.templates.get(key, {}).get(language))
+
     def has_season_note(self, key: str) -> bool:
         return bool(self.templates.get(key, {}).get("season_note"))
 
@@ -85,13 +86,18 @@ class Answers:
         found: dict[str, set[str]] = {}
         for key, entry in self.templates.items():
             names: set[str] = set()
-            for language in SUPPORTED_LANGUAGES:
+            for language in self.languages:
                 for template in entry.get(language) or ():
                     names.update(
                         field for _, field, _, _ in string.Formatter().parse(template) if field
                     )
             found[key] = names
         return found
+
+
+def _is_language(code: Any) -> bool:
+    """An ISO 639-1 key of an answer entry (not a flag such as ``season_note``)."""
+    return isinstance(code, str) and len(code) == 2 and code.isalpha() and code.islower()
 
 
 class _Strict(dict):

@@ -5,13 +5,15 @@ plain rules, in English and Spanish:
 
 - "tonight" / "today" / "hoy" / "esta noche": the night that is on now. Before 07:00 that is still
   the night that began yesterday evening (a fan at 4 a.m. asking "what's on tonight" is inside it).
-- "tomorrow" / "mañana": the day after that.
+- "tomorrow" / "mañana": the day after that ("por la mañana", "esta mañana" are mornings, not
+  tomorrow); "the day after tomorrow" / "pasado mañana": the day after that.
 - "this Friday" (or "este viernes"): the coming Friday, today included.
-- "next Friday" (or "el próximo viernes"): one week after "this Friday".
-- "this weekend": this week's Friday, Saturday and Sunday still to come.
-- holidays: "Christmas Eve", "New Year's Eve" / "Nochevieja", ...
+- "next Friday" (or "el próximo viernes", "el viernes que viene", "el viernes próximo"): one
+  week after "this Friday".
+- "this weekend" (or "este finde"): this week's Friday, Saturday and Sunday still to come.
+- holidays: "Christmas Eve", "New Year's Eve" / "Nochevieja" / "fin de año", ...
 - explicit dates: "17 July 2027", "17th of July", "July 17", "17/07/2027", "17/7", "2027-07-17",
-  "17 de julio"; without a year, the next such date from today.
+  "17 de julio", "1º de agosto"; without a year, the next such date from today.
 - a bare weekday ("how much is Friday?") is not a date: it means that weekday's weekly night.
 
 Every answer repeats the resolved date so a fan can see what was understood.
@@ -62,7 +64,7 @@ MONTH_BY_WORD = {word: month for month, words in _MONTH_WORDS.items() for word i
 
 _WEEKDAY_RE = "|".join(sorted(map(re.escape, WEEKDAY_BY_WORD), key=len, reverse=True))
 _MONTH_RE = "|".join(sorted(map(re.escape, MONTH_BY_WORD), key=len, reverse=True))
-_ORD = r"(?:st|nd|rd|th)?"
+_ORD = r"(?:st|nd|rd|th|º|°|ª)?"
 
 _ISO = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
 _NUMERIC = re.compile(r"\b(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?\b")
@@ -73,17 +75,24 @@ _MONTH_DAY = re.compile(rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}}){_ORD}\b(?:,?\s+(\d{{
 _THIS_WEEKDAY = re.compile(rf"\b(?:this|este|esta|coming)\s+({_WEEKDAY_RE})\b")
 _NEXT_WEEKDAY = re.compile(
     rf"\b(?:next|(?:el\s+)?pr[oó]ximo|(?:la\s+)?pr[oó]xima)\s+({_WEEKDAY_RE})\b"
-    rf"|\b({_WEEKDAY_RE})\s+(?:que\s+viene|next\s+week)\b"
+    rf"|\b({_WEEKDAY_RE})\s+(?:que\s+viene|pr[oó]xim[oa]|next\s+week)\b"
 )
 _BARE_WEEKDAY = re.compile(rf"\b({_WEEKDAY_RE})\b")
 _TONIGHT = re.compile(
     r"\b(?:tonight|tonite|2nite|tnite|today|this\s+evening|hoy|esta\s+noche|right\s+now)\b"
 )
-_TOMORROW = re.compile(r"\b(?:tomorrow|tmrw|tmr|tomoz|2morrow|ma[nñ]ana)\b")
+_DAY_AFTER_TOMORROW = re.compile(
+    r"\b(?:(?:the\s+)?day\s+after\s+(?:tomorrow|tmrw|tmr|2morrow)|pasado\s+ma[nñ]ana)\b"
+)
+# "mañana" is tomorrow, "la mañana" / "esta mañana" a morning ("a las 6 de la mañana").
+_TOMORROW = re.compile(
+    r"\b(?:tomorrow|tmrw|tmr|tomoz|2morrow)\b|(?<!\bla\s)(?<!\besta\s)\bma[nñ]ana\b"
+)
 _HOLIDAYS = (  # (pattern, month, day)
     (re.compile(r"\b(?:christmas|xmas)\s+eve\b|\bnochebuena\b"), 12, 24),
     (re.compile(r"\b(?:christmas|xmas)(?:\s+day)?\b|\bnavidad\b"), 12, 25),
-    (re.compile(r"\bnew\s+year'?s?\s+eve\b|\bnye\b|\bnochevieja\b"), 12, 31),
+    (re.compile(r"\bnew\s+year'?s?\s+eve\b|\bnye\b|\bnochevieja\b|\bfin\s+de\s+a[nñ]o\b"),
+     12, 31),
     (re.compile(r"\bnew\s+year'?s?(?:\s+day)?\b|\ba[nñ]o\s+nuevo\b"), 1, 1),
 )
 _WEEKEND = re.compile(r"\b(?:this\s+)?weekend\b|\bfin(?:de| de semana)\b|\bfinde\b")
@@ -128,6 +137,8 @@ def resolve(text: str, now: dt.datetime) -> DateQuery:
         return DateQuery(QueryKind.DATES, (_coming(today, weekday),), phrase=match.group(0))
     if match := _TONIGHT.search(lowered):
         return DateQuery(QueryKind.DATES, (today,), phrase=match.group(0))
+    if match := _DAY_AFTER_TOMORROW.search(lowered):
+        return DateQuery(QueryKind.DATES, (today + dt.timedelta(days=2),), phrase=match.group(0))
     if match := _TOMORROW.search(lowered):
         return DateQuery(QueryKind.DATES, (today + dt.timedelta(days=1),), phrase=match.group(0))
     if match := _WEEKEND.search(lowered):

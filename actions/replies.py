@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import calendar
-from .answers import Answers
+from .answers import NOT_IN_YOUR_LANGUAGE, Answers
 from .calendar import DateQuery, Night, NightStatus, QueryKind
 from .venue import WEEKDAYS, SpecialEvent, Venue, WeeklyNight, long_date
 
@@ -22,14 +22,26 @@ _ES_WEEKDAYS = {
 }
 
 
+class _InEnglish:
+    """The texts of one turn that fell back to English, and whether the fan was told."""
+
+    def __init__(self) -> None:
+        self.texts: set[str] = set()
+        self.told = False
+
+
 @dataclass(frozen=True)
 class Context:
-    """What every reply builder needs: the facts, the texts, the moment and the language."""
+    """What every reply builder needs: the facts, the texts, the moment and the language.
+
+    One context per turn: it remembers which of its texts fell back to English, so the fan is
+    told once (``with_language_notice``)."""
 
     venue: Venue
     answers: Answers
     now: dt.datetime
     language: str = "en"
+    _in_english: _InEnglish = field(default_factory=_InEnglish, compare=False, repr=False)
 
     def facts(self) -> dict[str, str]:
         return self.venue.template_facts()
@@ -41,7 +53,26 @@ class Context:
             name: long_date(value, language) if isinstance(value, dt.date) else value
             for name, value in values.items()
         }
-        return self.answers.render(key, language, {**self.facts(), **dated})
+        text = self.answers.render(key, language, {**self.facts(), **dated})
+        if language != self.language:
+            self._in_english.texts.add(text)
+        return text
+
+    def with_language_notice(self, texts: list[str]) -> list[str]:
+        """The texts the fan gets: the first one that fell back to English (the fan's language
+        has no text for it yet) is preceded by one line in their language saying so, once per
+        turn. No line without a ``not_in_your_language`` text in that language."""
+        told = self._in_english
+        if told.told or not self.answers.has_text(NOT_IN_YOUR_LANGUAGE, self.language):
+            return texts
+        out = []
+        for text in texts:
+            if not told.told and text in told.texts:
+                told.told = True
+                notice = self.answers.render(NOT_IN_YOUR_LANGUAGE, self.language, self.facts())
+                text = f"{notice}\n{text}"
+            out.append(text)
+        return out
 
     @property
     def off_season_now(self) -> bool:

@@ -20,6 +20,7 @@ from api.channels.rest.router import router as rest_router
 from api.channels.webchat.router import router as webchat_router
 from api.channels.webchat.socket import WebchatChannel
 from api.clock import Clock, SystemClock
+from api.conversations.language import LanguageDecider
 from api.conversations.router import router as conversations_router
 from api.db import Database
 from api.events import EventBus, InProcessEventBus
@@ -161,12 +162,17 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
     services = Services(settings=settings, db=db, bus=bus, http=http, rasa=rasa, relay=relay)
     services.stream = EventStream(bus)
     services.training = TrainingRunner(db, settings)
-    services.webchat = WebchatChannel(db=db, relay=relay, settings=settings)
     from api.routing.service import load_topics
 
     topics = load_topics(path=settings.staff_file) if settings.staff_file.is_file() else {}
     services.handoff = HandoffManager(db=db, settings=settings, clock=clock or SystemClock(),
                                       topics=topics, http=http, relay=relay, triage=triage)
+    # Each fan message's language, decided by the channels when they store it, with triage's
+    # own lingua detector (the same instance, reached through the handoff side that loads it).
+    services.languages = LanguageDecider(services.handoff.language_guesser,
+                                         default=settings.default_language)
+    services.webchat = WebchatChannel(db=db, relay=relay, settings=settings,
+                                      languages=services.languages)
     if settings.messenger_enabled:
         client = SendApiClient(
             graph_url=settings.messenger_graph_url, page_token=settings.messenger_page_token,

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from api.conversations.language import LanguageDecider
 from api.db import Database
 from api.events import EventBus
 from api.relay.client import RasaClient
@@ -22,6 +23,7 @@ class Services:
     http: httpx.AsyncClient
     rasa: RasaClient
     relay: Relay
+    languages: LanguageDecider | None = None  # one language decision per fan message
     webchat: Any = None
     messenger: Any = None
     handoff: Any = None  # api.handoff.manager.HandoffManager

@@ -139,6 +139,9 @@ class Message(Base):
     parse: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     # Triage's negative-emotion score of a fan message (history is never rescored).
     negative: Mapped[float | None]
+    # The language the switchboard decided for a fan's text message (ISO 639-1), sent to Rasa
+    # as metadata.language (api/conversations/language.py).
+    language: Mapped[str | None] = mapped_column(String(8))
 
     delivery_status: Mapped[DeliveryStatus | None] = mapped_column(enum_column(DeliveryStatus))
     delivery_error: Mapped[str | None] = mapped_column(String(300))

@@ -50,6 +50,7 @@ class MessageRead(BaseModel):
     text: str | None
     payload: dict[str, Any] | None
     delivery_status: str | None
+    language: str | None = None  # a fan message's decided language (ISO 639-1)
     created_at: dt.datetime
 
 

@@ -84,10 +84,25 @@ def open_for(
             return conversation, True
     conversation = current_for_identity(session=session, identity_id=identity.id)
     if conversation is not None:
-        if language and conversation.language != language:
+        # A client's declared language only fills a gap: the fan's own words decide after that
+        # (api/conversations/language.py).
+        if language and conversation.language is None:
             conversation.language = language
         return conversation, False
     return _new_conversation(session, identity, channel, language), True
+
+
+def language_decided(*, session: Session, conversation_id: int, before_id: int) -> bool:
+    """Whether an earlier fan message of the conversation had its language decided (widget and
+    button payloads such as "/greet" do not count: they have no words)."""
+    return session.scalar(
+        select(Message.id).where(
+            Message.conversation_id == conversation_id, Message.kind == MessageKind.incoming,
+            Message.sender_type == SenderType.fan, Message.id < before_id,
+            Message.language.is_not(None), Message.text.is_not(None),
+            Message.text.not_like("/%"),
+        ).limit(1)
+    ) is not None
 
 
 def _new_conversation(

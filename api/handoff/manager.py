@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # loading api.triage pulls in spaCy: only at startup, never a
     from api.relay.relay import Relay
     from api.relay.schemas import BotTurn
     from api.triage import Assessment, Triage
+    from api.triage.language import LanguageGuesser
+    from api.triage.semantic import SemanticVerdict
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,11 @@ class HandoffManager:
     def ready(self) -> bool:
         return self.triage is not None and self.triage.ready
 
+    def language_guesser(self) -> LanguageGuesser | None:
+        """Triage's lingua detector (one instance per process), once triage is loaded: the
+        switchboard decides each fan message's language with it too."""
+        return self.triage.languages if self.triage is not None else None
+
     def health(self) -> dict[str, Any]:
         if self.triage is None:
             return {"ok": False, "error": self.triage_error or "loading"}
@@ -112,8 +119,11 @@ class HandoffManager:
         return Desk(self.topics, self.settings.staff_timezone, self.clock.now())
 
     # -- triage ---------------------------------------------------------------------------------
-    async def assess(self, text: str, history: Sequence[HistoryTurn]) -> Assessment | None:
-        """Triage before the bot (in a worker thread); None when triage is unavailable."""
+    async def assess(self, text: str, history: Sequence[HistoryTurn], *,
+                     meaning: bool = True) -> Assessment | None:
+        """Triage before the bot (in a worker thread); None when triage is unavailable.
+        ``meaning=False``: without the semantic layer (the relay runs :meth:`meaning` while
+        Rasa answers, so the fan never waits for it)."""
         if not await self.wait_ready():
             log.warning("triage unavailable: message goes to the bot untriaged")
             return None
@@ -123,9 +133,15 @@ class HandoffManager:
 
         def work():
             with self._lock:
-                return self.triage.before_bot(text, turns)
+                return self.triage.before_bot(text, turns, meaning=meaning)
 
         return await anyio.to_thread.run_sync(work)
+
+    async def meaning(self, text: str) -> SemanticVerdict | None:
+        """The semantic layer's verdict, in a worker thread (it needs no lock: numpy only)."""
+        if self.triage is None:
+            return None
+        return await anyio.to_thread.run_sync(self.triage.meaning, text)
 
     def decide(self, assessment: Assessment, turn: BotTurn | None = None) -> dict[str, Any]:
         """The after-bot decision as stored JSON (pure and fast: runs on the event loop)."""

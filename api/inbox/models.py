@@ -47,9 +47,15 @@ class Note(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+# What a flag says (one flag per message and kind): ``bot`` "the bot should have known this";
+# ``needs_person`` "this should have come to a person" (with the semantic-triage ``label`` of
+# who: medical, personal...); ``no_person_needed`` "this did not need a person".
+FLAG_KINDS = ("bot", "needs_person", "no_person_needed")
+
+
 class MessageFlag(Base):
-    """A fan message flagged for the operators ("the bot should have known this"); the
-    retraining work reads rows with ``status == 'new'``."""
+    """A fan message flagged for the operators; the review queue's collector reads rows with
+    ``status == 'new'`` (the bot's training data for ``bot``, triage's for the other kinds)."""
 
     __tablename__ = "message_flags"
 
@@ -60,6 +66,8 @@ class MessageFlag(Base):
         ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     reason: Mapped[str] = mapped_column(String(500), default="")
+    kind: Mapped[str] = mapped_column(String(24), default="bot", server_default="bot")
+    label: Mapped[str | None] = mapped_column(String(32))  # needs_person: a triage label
     status: Mapped[str] = mapped_column(String(16), default="new")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -160,7 +160,17 @@ async def inbox_page(request: Request, services: ServicesDep):
     if isinstance(staff, RedirectResponse):
         return staff
     presence = await services.db.run(lambda s: s.get(Staff, staff.id).presence.value)
-    return _page("inbox.html", staff=staff, csrf=request.state.csrf_token, presence=presence)
+    return _page("inbox.html", staff=staff, csrf=request.state.csrf_token, presence=presence,
+                 label_groups=label_groups())
+
+
+def label_groups(with_none: bool = False) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The triage labels as the pages offer them: (group, [(label, human name)])."""
+    groups = [("Urgent", [(n, schemas.label_name(n)) for n in schemas.URGENT_LABELS]),
+              ("Needs a person", [(n, schemas.label_name(n)) for n in schemas.PERSON_LABELS])]
+    if with_none:
+        groups.append(("No person", [(schemas.NONE, schemas.label_name(schemas.NONE))]))
+    return groups
 
 
 def static_file(folder: Path, allowed: dict[str, str], name: str) -> FileResponse:
@@ -236,10 +246,13 @@ async def transfer(conversation_id: ConvId, body: schemas.TransferCreate, staff:
 @api.post("/conversations/{conversation_id}/messages/{message_id}/flag", status_code=201)
 async def flag(conversation_id: ConvId, message_id: Annotated[int, PathParam(ge=1)],
                body: schemas.FlagCreate, staff: CurrentStaff, services: ServicesDep) -> dict:
-    """Flag a fan message for the operators ("the bot should have known this")."""
+    """Flag a fan message for the operators: ``kind`` ``bot`` ("the bot should have known
+    this", the default), ``needs_person`` ("this should have come to a person", with the triage
+    ``label`` of who) or ``no_person_needed``. One flag per message and kind."""
     flag_id = await _run(services, service.flag_flow, conversation_id=conversation_id,
-                         staff_id=staff.id, message_id=message_id, reason=body.reason.strip())
-    return {"id": flag_id, "message_id": message_id}
+                         staff_id=staff.id, message_id=message_id, reason=body.reason.strip(),
+                         kind=body.kind, label=body.label)
+    return {"id": flag_id, "message_id": message_id, "kind": body.kind}
 
 
 @api.get("/staff")

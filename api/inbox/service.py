@@ -25,6 +25,7 @@ from api.handoff.flows import (
     load_for_staff,
     may_act,
 )
+from api.inbox import schemas
 from api.inbox.models import CannedResponse, MessageFlag, Note
 from api.lost_property.models import LostPropertyReport
 from api.routing import policy
@@ -156,12 +157,18 @@ def context(session: Session, *, conversation_id: int, staff_id: int,
             "id": m.id, "kind": m.kind.value, "sender_type": m.sender_type.value,
             "sender": _sender(m, names), "text": activity_text(m, c, names),
             "created_at": m.created_at.isoformat(),
+            "language": m.language,  # a fan message's decided language
             "flagged": False,
+            "flags": {},
         })
-    flagged = set(session.scalars(select(MessageFlag.message_id)
-                                  .where(MessageFlag.conversation_id == c.id)))
+    # Per message, its flags by kind (``flagged``: "the bot should have known this"); a
+    # needs_person flag carries its triage label.
+    flags: dict[int, dict[str, str | None]] = {}
+    for f in session.scalars(select(MessageFlag).where(MessageFlag.conversation_id == c.id)):
+        flags.setdefault(f.message_id, {})[f.kind] = f.label
     for t in transcript:
-        t["flagged"] = t["id"] in flagged
+        t["flags"] = flags.get(t["id"], {})
+        t["flagged"] = "bot" in t["flags"]
     earlier = []
     for other in session.scalars(select(Conversation).where(
             Conversation.fan_id == c.fan_id, Conversation.id != c.id)
@@ -260,20 +267,32 @@ def transfer_flow(session: Session, *, conversation_id: int, staff_id: int, to_h
     return ConversationRef.of(c), [out_ref(reply)]
 
 
+def flag_reason(kind: str, label: str | None) -> str:
+    """What a flag says when staff wrote no reason."""
+    if kind == "needs_person":
+        return f"should have come to a person: {schemas.label_name(label or '')}"
+    if kind == "no_person_needed":
+        return "did not need a person"
+    return "the bot should have known this"
+
+
 def flag_flow(session: Session, *, conversation_id: int, staff_id: int, message_id: int,
-              reason: str) -> int:
-    """Flag a fan message for the operators (one flag per message)."""
+              reason: str, kind: str = "bot", label: str | None = None) -> int:
+    """Flag a fan message for the operators (one flag per message and kind: flagging again
+    returns the first flag)."""
     c, staff = load_for_staff(session, conversation_id, staff_id)
     m = session.get(Message, message_id)
     if m is None or m.conversation_id != c.id:
         raise LookupError("message not found")
     if m.kind != MessageKind.incoming:
         raise Conflict("only a fan's message can be flagged")
-    existing = session.scalar(select(MessageFlag).where(MessageFlag.message_id == m.id))
+    existing = session.scalar(select(MessageFlag).where(MessageFlag.message_id == m.id,
+                                                        MessageFlag.kind == kind))
     if existing is not None:
         return existing.id
-    flag = MessageFlag(message_id=m.id, conversation_id=c.id, staff_id=staff.id,
-                       reason=reason or "the bot should have known this", status="new")
+    flag = MessageFlag(message_id=m.id, conversation_id=c.id, staff_id=staff.id, kind=kind,
+                       label=label if kind == "needs_person" else None,
+                       reason=reason or flag_reason(kind, label), status="new")
     session.add(flag)
     session.flush()
     publish_on_commit(session, Event("message.flagged", c.id, {"message_id": m.id}))

@@ -11,7 +11,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api.dependencies import ServicesDep
 from api.enums import StaffRole
-from api.inbox.router import PAGE_HEADERS, page_staff, static_file
+from api.inbox.router import PAGE_HEADERS, label_groups, page_staff, static_file
 
 HERE = Path(__file__).resolve().parent
 templates = Environment(loader=FileSystemLoader([HERE / "templates",
@@ -32,7 +32,8 @@ async def console(request: Request, services: ServicesDep):
         return HTMLResponse(templates.get_template("forbidden.html").render(staff=staff),
                             status_code=403, headers=PAGE_HEADERS)
     return HTMLResponse(templates.get_template("operator.html").render(
-        staff=staff, csrf=request.state.csrf_token), headers=PAGE_HEADERS)
+        staff=staff, csrf=request.state.csrf_token, label_groups=label_groups(with_none=True)),
+        headers=PAGE_HEADERS)
 
 
 @pages.get("/operator/static/{name}")

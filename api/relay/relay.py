@@ -127,12 +127,18 @@ class Relay:
         metadata = {
             "message_id": msg.uid,
             "channel": conv.channel.value,
-            "language": conv.language or self.settings.default_language,
+            # decided once, when the message was stored (api/conversations/language.py)
+            "language": msg.language or conv.language or self.settings.default_language,
         }
         attempts = msg.attempts
         first_attempt = msg.claimed or msg.attempts == 0
         handoff = self.handoff
-        assessment = await handoff.assess(msg.text, msg.history) if handoff else None
+        assessment = (await handoff.assess(msg.text, msg.history, meaning=False)
+                      if handoff else None)
+        if assessment is not None and assessment.safety.urgent:
+            # A safety pattern fired: the semantic layer confirms it (or reads an idiom) before
+            # the bot is skipped. Rare, so the few milliseconds are spent only here.
+            assessment = assessment.with_meaning(await handoff.meaning(msg.text))
         if assessment is not None and assessment.skip_bot:
             # Safety: the bot never sees the message; a person is found at once.
             stored = await self.db.run(
@@ -143,6 +149,10 @@ class Relay:
                 await deliverer.deliver(conversation=conv, messages=stored.replies)
             handoff.alert(stored.alert)
             return stored.more_pending
+        # The semantic layer reads the message while Rasa answers: the fan never waits for it,
+        # and the bot's reply is held until it has decided (an emergency drops the reply).
+        meaning = (asyncio.create_task(handoff.meaning(msg.text))
+                   if assessment is not None and assessment.semantic is None else None)
         try:
             turn = None
             if not msg.claimed and attempts > 0:
@@ -159,6 +169,8 @@ class Relay:
                     sender=conv.rasa_sender_id, text=msg.text, metadata=metadata
                 )
         except RasaError as exc:
+            if meaning is not None:
+                meaning.cancel()  # the retry reads the message again
             self.failures += 1
             attempts = max(attempts, 1)
             log.warning("message %s: bot turn failed (%s), attempt %s", msg.id, exc.kind,
@@ -175,6 +187,9 @@ class Relay:
             return False
         self.turns += 1
         extra = {}
+        verdict = await meaning if meaning is not None else None
+        if assessment is not None and verdict is not None:
+            assessment = assessment.with_meaning(verdict)
         if assessment is not None:
             extra = {"negative": assessment.negative, "decision": handoff.decide(assessment, turn),
                      "desk": handoff.desk()}

@@ -27,6 +27,8 @@ class ReviewReason(enum.StrEnum):
     low_confidence = "low_confidence"  # answered, but under REVIEW_LOW_CONFIDENCE
     complex_handoff = "complex_handoff"  # in a thread handed off because the bot was struggling
     flagged = "flagged"  # staff: "the bot should have known this"
+    triage_missed = "triage_missed"  # staff: "this should have come to a person" (with a label)
+    triage_unneeded = "triage_unneeded"  # staff: "this did not need a person"
 
 
 class ReviewItem(Base):
@@ -48,7 +50,8 @@ class ReviewItem(Base):
     ranking: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    # The annotation: the (redacted) example text that went into the training data.
+    # The annotation: the (redacted) example text that went into the training data; ``intent``
+    # is ``triage:<label>`` when it went into triage's data (api/review/triage_data.py).
     intent: Mapped[str | None] = mapped_column(String(100))
     example_text: Mapped[str | None] = mapped_column(Text)
     annotated_by: Mapped[str | None] = mapped_column(String(64))
@@ -90,7 +93,9 @@ class TrainingDataChange(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     by: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(32))  # add_example, remove_example, new_intent
+    # add_example, remove_example, new_intent; add_triage_example, remove_triage_example
+    # (``intent`` is then the triage label)
+    action: Mapped[str] = mapped_column(String(32))
     intent: Mapped[str] = mapped_column(String(100))
     example_text: Mapped[str | None] = mapped_column(Text)
     item_id: Mapped[int | None] = mapped_column(

@@ -79,6 +79,18 @@ async def annotate(item_id: ItemId, body: schemas.Annotate, staff: CurrentOperat
                       fact_names=_fact_names(project) if new_intent else set())
 
 
+@router.post("/items/{item_id}/triage")
+async def add_to_triage(item_id: ItemId, body: schemas.TriageExample, staff: CurrentOperator,
+                        services: ServicesDep) -> dict:
+    """"Add to triage data": an item staff marked ("should have come to a person" / "did not
+    need a person") becomes ``label<TAB>lang<TAB>text`` in data/triage/semantic/reviewed.tsv
+    (`make train-triage` retrains with it). 422 lists personal data still in the text."""
+    return await _run(services, service.triage_flow, item_id=item_id, by=staff.handle,
+                      project=_project(services), label=body.label, text=body.text,
+                      lang=body.lang, confirm_no_personal_data=body.confirm_no_personal_data,
+                      default_language=services.settings.default_language)
+
+
 @router.post("/items/bulk")
 async def bulk(body: schemas.Bulk, staff: CurrentOperator, services: ServicesDep) -> dict:
     """Ignore, reopen or annotate (one intent, as worded) several items at once."""

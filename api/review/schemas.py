@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api.triage.semantic import LABELS
+
 
 class NewIntentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -31,6 +33,27 @@ class Annotate(BaseModel):
     def _one_target(self) -> Annotate:
         if (self.intent is None) == (self.new_intent is None):
             raise ValueError("give either `intent` (existing) or `new_intent`")
+        return self
+
+
+class TriageExample(BaseModel):
+    """"Add to triage data" for an item staff marked: the operator's label (``none``: it did not
+    need a person) and the (redacted) wording."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(max_length=32, description="a semantic-triage label, or `none`")
+    text: str | None = Field(default=None, max_length=1000,
+                             description="the example as it enters the data (redacted); "
+                                         "default: the fan's wording")
+    lang: str | None = Field(default=None, pattern=r"^[a-z]{2}$",
+                             description="default: the language decided for the message")
+    confirm_no_personal_data: bool = False
+
+    @model_validator(mode="after")
+    def _known_label(self) -> TriageExample:
+        if self.label not in LABELS:
+            raise ValueError("`label` must be one of: " + ", ".join(LABELS))
         return self
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from api.conversations.models import Conversation, Fan, Message
 from api.db import utcnow
 from api.enums import RelayStatus, SenderType
 from api.inbox.models import MessageFlag
-from api.review import pii, training_data
+from api.review import pii, training_data, triage_data
 from api.review.models import (
     ReviewCursor,
     ReviewItem,
@@ -27,12 +28,20 @@ from api.review.models import (
     ReviewStatus,
     TrainingDataChange,
 )
+from api.triage.semantic import NONE
 
 NOT_UNDERSTOOD = frozenset({"nlu_fallback", "out_of_scope"})
 # Handoff triggers that mean "the bot could not cope", as opposed to a topic a person owns.
 COMPLEX_TRIGGERS = frozenset({"fallback", "repeated", "several_cases"})
 COMPLEX_CONTEXT = 5  # the bot-handled fan messages before a complex handoff that are queued
+# A staff flag's kind -> the reason it gives its message in the queue.
+FLAG_REASONS = {"bot": ReviewReason.flagged.value,
+                "needs_person": ReviewReason.triage_missed.value,
+                "no_person_needed": ReviewReason.triage_unneeded.value}
+TRIAGE_REASONS = frozenset({ReviewReason.triage_missed.value,
+                            ReviewReason.triage_unneeded.value})
 _WORD = re.compile(r"[\w<>']+")
+_LANG = re.compile(r"^[a-z]{2}$")
 
 
 class NotFound(LookupError):
@@ -128,10 +137,12 @@ def collect(session: Session, *, low_confidence: float) -> Collected:
                 queued += 1
     cursor.handoffs_seen_until = newest
 
-    for flag in session.scalars(select(MessageFlag).where(MessageFlag.status == "new")):
+    for flag in session.scalars(select(MessageFlag).where(MessageFlag.status == "new")
+                                .order_by(MessageFlag.id)):
         message = session.get(Message, flag.message_id)
-        if message is not None and _enqueue(session, message, [ReviewReason.flagged.value],
-                                            touched, note=flag.reason or None):
+        reason = FLAG_REASONS.get(flag.kind, ReviewReason.flagged.value)
+        if message is not None and _enqueue(session, message, [reason], touched,
+                                            note=flag.reason or None):
             queued += 1
         flag.status = "queued"
     session.flush()
@@ -172,13 +183,16 @@ def _enqueue(session: Session, message: Message, reasons: list[str], touched: se
             item.confidence = message.intent_confidence
             item.ranking = ranking_of(message.parse)
     item.reasons = sorted(set(item.reasons) | set(reasons))
-    if ReviewReason.flagged.value in reasons and item.status == ReviewStatus.ignored:
+    if set(reasons) & set(FLAG_REASONS.values()) and item.status == ReviewStatus.ignored:
         item.status = ReviewStatus.new  # staff disagree with the earlier "ignore"
     touched.add(item.id)
     return True
 
 
 def _language(session: Session, message: Message) -> str | None:
+    """The message's own decided language; the thread's for messages stored before that."""
+    if message.language:
+        return message.language
     return session.scalar(select(Conversation.language)
                           .where(Conversation.id == message.conversation_id))
 
@@ -207,11 +221,31 @@ def list_items(session: Session, *, status: str | None = "new", reason: str | No
         rows = [r for r in rows if reason in (r.reasons or [])]
     counts = dict(session.execute(
         select(ReviewItem.status, func.count()).group_by(ReviewItem.status)).all())
-    return {"total": len(rows), "items": [item_row(r) for r in rows[offset:offset + limit]],
+    page = rows[offset:offset + limit]
+    said = staff_triage(session, [r.id for r in page])
+    return {"total": len(rows), "items": [item_row(r, said.get(r.id)) for r in page],
             "counts": {s.value: counts.get(s, 0) for s in ReviewStatus}}
 
 
-def item_row(item: ReviewItem) -> dict[str, Any]:
+def staff_triage(session: Session, item_ids: Sequence[int]) -> dict[int, list[str]]:
+    """What staff said triage should have done with each item's messages: triage labels
+    (``none``: "did not need a person"), most often said first."""
+    if not item_ids:
+        return {}
+    rows = session.execute(
+        select(ReviewMessage.item_id, MessageFlag.kind, MessageFlag.label)
+        .join(MessageFlag, MessageFlag.message_id == ReviewMessage.message_id)
+        .where(ReviewMessage.item_id.in_(set(item_ids)),
+               MessageFlag.kind.in_(("needs_person", "no_person_needed")))
+        .order_by(MessageFlag.id))
+    said: dict[int, Counter[str]] = {}
+    for item_id, kind, label in rows:
+        said.setdefault(item_id, Counter())[
+            label if kind == "needs_person" and label else NONE] += 1
+    return {i: [label for label, _ in counts.most_common()] for i, counts in said.items()}
+
+
+def item_row(item: ReviewItem, staff_labels: list[str] | None = None) -> dict[str, Any]:
     return {"id": item.id, "text": item.text, "status": item.status.value,
             "reasons": item.reasons, "occurrences": item.occurrences,
             "predicted_intent": item.predicted_intent, "confidence": item.confidence,
@@ -219,6 +253,8 @@ def item_row(item: ReviewItem) -> dict[str, Any]:
             "first_seen_at": item.first_seen_at, "last_seen_at": item.last_seen_at,
             "intent": item.intent, "example_text": item.example_text,
             "annotated_by": item.annotated_by, "annotated_at": item.annotated_at,
+            "triage_label": triage_data.label_of(item.intent),
+            "staff_triage": staff_labels or [],
             "personal_data": [f.kind for f in pii.find(item.text)]}
 
 
@@ -243,7 +279,7 @@ def item_detail(session: Session, *, item_id: int, context: int = 3) -> dict[str
             "context": [{"id": m.id, "sender": m.sender_type.value, "text": m.text,
                          "intent": m.intent, "confidence": m.intent_confidence,
                          "this": m.id == link.message_id} for m in window]})
-    return {**item_row(item),
+    return {**item_row(item, staff_triage(session, [item.id]).get(item.id)),
             "personal_data": [{"kind": f.kind, "start": f.start, "end": f.end, "text": f.text}
                               for f in findings],
             "suggested_text": training_data.example_text(pii.redact(item.text, names)),
@@ -321,10 +357,54 @@ def annotate_flow(session: Session, *, item_id: int, by: str, project: Path,
     return item_row(item)
 
 
+def triage_flow(session: Session, *, item_id: int, by: str, project: Path, label: str,
+                text: str | None, lang: str | None, confirm_no_personal_data: bool,
+                default_language: str) -> dict[str, Any]:
+    """"Add to triage data": the (redacted) wording of an item staff marked ("should have come
+    to a person" / "did not need a person") becomes ``label<TAB>lang<TAB>text`` in
+    ``data/triage/semantic/reviewed.tsv``, with the operator's ``label`` (``none``: no person
+    needed). Personal data stops it exactly as in :func:`annotate_flow`."""
+    item = _item(session, item_id)
+    if not set(item.reasons) & TRIAGE_REASONS:
+        raise training_data.TrainingDataError(
+            "only messages staff marked as \"should have come to a person\" or \"did not need "
+            "a person\" go into the triage data")
+    example = triage_data.example_text(text if text is not None else item.text)
+    links = session.scalars(select(ReviewMessage.conversation_id)
+                            .where(ReviewMessage.item_id == item.id)).all()
+    findings = pii.find(example, _known_names(session, links))
+    if findings and not confirm_no_personal_data:
+        raise PersonalData(findings)
+    language = next((x for x in (lang, item.language) if x and _LANG.match(x)), default_language)
+    with training_data.WRITE_LOCK:
+        # Every refusal comes before the first file is touched.
+        earlier = triage_data.label_of(item.intent) if item.status == ReviewStatus.annotated \
+            else None
+        triage_data.check_example(project, label=label, text=example,
+                                  replacing=item.example_text if earlier else None)
+        if item.status == ReviewStatus.annotated:
+            _remove_example(session, item, by, project)
+        files = triage_data.add_example(project, label=label, lang=language, text=example)
+        session.add(TrainingDataChange(by=by, action="add_triage_example", intent=label,
+                                       example_text=example, item_id=item.id, files=files))
+        item.status = ReviewStatus.annotated
+        item.intent, item.example_text = triage_data.intent_for(label), example
+        item.annotated_by, item.annotated_at = by, utcnow()
+        session.commit()
+    return {**item_row(item), "example_language": language,
+            "file": str(triage_data.REVIEWED_TSV)}
+
+
 def _remove_example(session: Session, item: ReviewItem, by: str, project: Path) -> None:
-    files = training_data.remove_example(project, text=item.example_text or "")
+    label = triage_data.label_of(item.intent)
+    if label is not None:  # the item went into triage's data
+        files = triage_data.remove_example(project, text=item.example_text or "")
+        action, intent = "remove_triage_example", label
+    else:
+        files = training_data.remove_example(project, text=item.example_text or "")
+        action, intent = "remove_example", item.intent or ""
     if files:
-        session.add(TrainingDataChange(by=by, action="remove_example", intent=item.intent or "",
+        session.add(TrainingDataChange(by=by, action=action, intent=intent,
                                        example_text=item.example_text, item_id=item.id,
                                        files=files))
 
@@ -383,7 +463,8 @@ def annotated_messages(session: Session) -> list[dict[str, Any]]:
     """Annotated items as evaluation probes: does a model now get them right?"""
     rows = session.scalars(select(ReviewItem).where(ReviewItem.status == ReviewStatus.annotated)
                            .order_by(ReviewItem.id))
-    return [{"id": r.id, "text": r.example_text or r.text, "expected": r.intent} for r in rows]
+    return [{"id": r.id, "text": r.example_text or r.text, "expected": r.intent} for r in rows
+            if triage_data.label_of(r.intent) is None]  # triage's examples are not the bot's
 
 
 def export(session: Session, *, status: str | None = None) -> list[dict[str, Any]]:

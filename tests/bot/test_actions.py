@@ -110,8 +110,10 @@ async def test_request_human_asks_the_switchboard_for_a_person(off_season_desk) 
 
 
 async def test_request_human_in_spanish(off_season_desk) -> None:
+    """In the language the switchboard decided for the message (metadata.language)."""
     messages, _ = await run(bot_actions.ActionRequestHuman(off_season_desk),
-                            make_tracker("quiero hablar con una persona", "request_human"))
+                            make_tracker("quiero hablar con una persona", "request_human",
+                                         metadata={"language": "es"}))
     assert messages[0]["text"] == "Claro, te paso con una persona de nuestro equipo."
 
 

@@ -45,8 +45,11 @@ def post(url: str, body: dict) -> object:
         return json.loads(response.read())
 
 
-def say(bot, sender: str, text: str) -> list[dict]:
-    return post(f"{bot.rasa_url}/webhooks/rest/webhook", {"sender": sender, "message": text})
+def say(bot, sender: str, text: str, **metadata) -> list[dict]:
+    body: dict = {"sender": sender, "message": text}
+    if metadata:
+        body["metadata"] = metadata
+    return post(f"{bot.rasa_url}/webhooks/rest/webhook", body)
 
 
 def texts(replies: list[dict]) -> str:
@@ -117,9 +120,14 @@ def test_the_switchboard_channel_refuses_bad_input(bot) -> None:
 
 
 def test_spanish_greeting_and_price(bot) -> None:
-    assert texts(say(bot, "fan-es", "hola")).startswith("¡Hola!")
-    answer = texts(say(bot, "fan-es", "cuanto cuesta la entrada el viernes?"))
+    """The language is the switchboard's decision (metadata.language); the bot never guesses."""
+    assert texts(say(bot, "fan-es", "hola", language="es")).startswith(("¡Hola!", "¡Buenas!"))
+    answer = texts(say(bot, "fan-es", "cuanto cuesta la entrada el viernes?", language="es"))
     assert "Casa Aurora" in answer and "taquilla" in answer
+
+
+def test_without_a_language_the_bot_answers_in_english(bot) -> None:
+    assert texts(say(bot, "fan-no-lang", "hola")).startswith(("Hey!", "Hi there!"))
 
 
 def test_a_changed_fact_is_live_without_a_restart(bot, venue_copy) -> None:

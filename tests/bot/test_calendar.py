@@ -102,3 +102,49 @@ def test_night_on_follows_the_season_the_closed_days_and_events(venue, day, stat
 def test_special_events_override_the_weekly_night(venue) -> None:
     night = calendar.night_on(venue, dt.date(2027, 7, 17))
     assert night.event is not None and night.event.name == "Aurora 20th Anniversary"
+
+
+# --- Spanish: the same days as the English words -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spanish", "english", "expected"),
+    [
+        ("el sábado que viene", "next saturday", dt.date(2026, 12, 5)),
+        ("¿abrís el sabado que viene?", "are you open next saturday?", dt.date(2026, 12, 5)),
+        ("el sábado próximo", "next saturday", dt.date(2026, 12, 5)),
+        ("esta noche", "tonight", dt.date(2026, 11, 26)),
+        ("¿qué hay esta noche?", "what's on tonight?", dt.date(2026, 11, 26)),
+        ("el 12 de agosto", "12 august", dt.date(2027, 8, 12)),
+        ("el 12 de agosto de 2027", "12 august 2027", dt.date(2027, 8, 12)),
+        ("el 1º de agosto", "the 1st of august", dt.date(2027, 8, 1)),
+        ("Nochevieja", "New Year's Eve", dt.date(2026, 12, 31)),
+        ("¿hay fiesta de fin de año?", "is there a new year's eve party?", dt.date(2026, 12, 31)),
+        ("mañana", "tomorrow", dt.date(2026, 11, 27)),
+        ("¿y mañana por la noche?", "and tomorrow night?", dt.date(2026, 11, 27)),
+        ("hoy", "today", dt.date(2026, 11, 26)),
+        ("¿Hoy abrís?", "are you open today?", dt.date(2026, 11, 26)),
+        ("pasado mañana", "the day after tomorrow", dt.date(2026, 11, 28)),
+    ],
+)
+def test_spanish_dates_resolve_like_the_english_ones(spanish: str, english: str,
+                                                     expected: dt.date) -> None:
+    es, en = calendar.resolve(spanish, THU_AFTERNOON), calendar.resolve(english, THU_AFTERNOON)
+    assert es.kind is QueryKind.DATES and en.kind is QueryKind.DATES
+    assert es.days == en.days == (expected,)
+
+
+@pytest.mark.parametrize(("spanish", "english"), [
+    ("esta noche", "tonight"), ("hoy", "today"), ("mañana", "tomorrow"),
+    ("el sábado que viene", "next saturday"), ("pasado mañana", "the day after tomorrow"),
+])
+def test_spanish_night_words_at_2am_are_the_running_night_too(spanish: str,
+                                                                english: str) -> None:
+    assert calendar.resolve(spanish, IN_SEASON_NOW).days == \
+        calendar.resolve(english, IN_SEASON_NOW).days
+
+
+@pytest.mark.parametrize("text", ["abrís hasta las 6 de la mañana?", "esta mañana",
+                                  "¿se puede entrar por la mañana?"])
+def test_a_morning_is_not_tomorrow(text: str) -> None:
+    assert calendar.resolve(text, THU_AFTERNOON).kind is QueryKind.NONE

@@ -5,11 +5,10 @@ from __future__ import annotations
 import copy
 import datetime as dt
 
-import pytest
 import yaml
 
 from actions import replies
-from actions.answers import Answers, detect_language
+from actions.answers import Answers
 from actions.venue import Venue
 
 from .conftest import IN_SEASON_NOW, OFF_SEASON_NOW, ROOT, make_desk
@@ -112,20 +111,6 @@ def test_every_template_fills_from_the_facts_and_per_night_values() -> None:
     }
     for key, names in answers.placeholders().items():
         assert names <= provided, f"{key} needs {names - provided}"
-
-
-@pytest.mark.parametrize(
-    ("text", "language"),
-    [("hola, a qué hora abrís?", "es"), ("cuanto cuesta la entrada", "es"),
-     ("quiero hablar con una persona", "es"), ("hi what time do you open", "en"),
-     ("how much is friday", "en"), ("hola", "es")],
-)
-def test_language_guess(text: str, language: str) -> None:
-    assert detect_language(text) == language
-
-
-def test_the_switchboard_language_wins() -> None:
-    assert detect_language("hola", {"language": "en"}) == "en"
 
 
 def test_a_weekday_we_never_open() -> None:

@@ -53,7 +53,7 @@ async def receive(request: Request, services: ServicesDep) -> PlainTextResponse:
         payload=payload,
         app_id=services.settings.messenger_app_id,
         max_chars=services.settings.max_message_chars,
-        language=services.settings.default_language,
+        languages=services.languages,
     )
     log.info("messenger webhook: %s", outcome.counts)
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from api import flows
 from api.channels.common import clean_text
 from api.conversations import service as conversations
+from api.conversations.language import LanguageDecider
 from api.conversations.models import Message
 from api.db import utcnow
 from api.enums import Channel, DeliveryStatus, MessageKind, OutboxStatus, RelayStatus, SenderType
@@ -70,16 +71,17 @@ def _ms(value: Any) -> dt.datetime | None:
 
 def handle_event(
     session: Session, *, source: str, ev: dict[str, Any], outcome: WebhookOutcome,
-    app_id: str | None, max_chars: int, language: str,
+    app_id: str | None, max_chars: int, languages: LanguageDecider | None = None,
 ) -> None:
-    """Record one webhook event; note conversations that now need the bot."""
+    """Record one webhook event; note conversations that now need the bot. Messenger declares
+    no language: the fan's words decide (``languages``)."""
     standby = source == "standby"
     message = ev.get("message") if isinstance(ev.get("message"), dict) else None
     if message is not None and message.get("is_echo"):
         _echo(session, ev, message, outcome, app_id)
         return
     if message is not None or isinstance(ev.get("postback"), dict):
-        _fan_message(session, ev, message, standby, outcome, max_chars, language)
+        _fan_message(session, ev, message, standby, outcome, max_chars, languages)
         return
     if isinstance(ev.get("delivery"), dict):
         _delivery(session, ev["delivery"], outcome)
@@ -91,7 +93,7 @@ def handle_event(
     log.info("messenger: ignoring event with keys %s", sorted(ev)[:8])
 
 
-def _fan_message(session, ev, message, standby, outcome, max_chars, language) -> None:
+def _fan_message(session, ev, message, standby, outcome, max_chars, languages) -> None:
     psid = _psid(ev, "sender")
     if psid is None:
         outcome.count("invalid")
@@ -127,7 +129,7 @@ def _fan_message(session, ev, message, standby, outcome, max_chars, language) ->
         external_id=psid,
         text=text or None,
         channel_message_id=str(mid)[:255] if mid else None,
-        language=language,
+        languages=languages,
         payload=payload or None,
         relay_status=relay_status,
     )
@@ -233,14 +235,14 @@ def _read(session, ev, outcome) -> None:
 
 def handle_payload(
     session: Session, *, payload: dict[str, Any], app_id: str | None, max_chars: int,
-    language: str,
+    languages: LanguageDecider | None = None,
 ) -> WebhookOutcome:
     """Record every event of every entry of a webhook delivery."""
     outcome = WebhookOutcome()
     for source, ev in iter_events(payload):
         try:
             handle_event(session, source=source, ev=ev, outcome=outcome, app_id=app_id,
-                         max_chars=max_chars, language=language)
+                         max_chars=max_chars, languages=languages)
         except Exception:
             session.rollback()
             outcome.count("failed")

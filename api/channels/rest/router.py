@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 
 from api import flows
 from api.channels.common import BadMessage, check_text, log_unknown_fields, read_json
+from api.conversations.language import declared
 from api.dependencies import ServicesDep
 from api.enums import Channel
 
@@ -58,14 +59,15 @@ async def rest_webhook(request: Request, services: ServicesDep) -> list[dict[str
         raise HTTPException(422, str(exc)) from None
     metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
     client_id = metadata.get("message_id")
-    language = metadata.get("language")
     received = await services.db.run(
         flows.receive_fan_message,
         channel=Channel.rest,
         external_id=sender,
         text=text,
         channel_message_id=str(client_id)[:255] if client_id else None,
-        language=str(language)[:8] if isinstance(language, str) else None,
+        # a hint only: the message's own words decide when they are clear enough
+        declared_language=declared(metadata.get("language")),
+        languages=services.languages,
     )
     conv = received.conversation
     if received.relay:

@@ -16,6 +16,7 @@ import socketio
 
 from api import flows
 from api.channels.common import BadMessage, check_text, log_unknown_fields, signed_text
+from api.conversations.language import LanguageDecider, declared
 from api.db import Database
 from api.enums import Channel, DeliveryStatus
 from api.flows import ConversationRef, OutgoingRef
@@ -65,10 +66,12 @@ def to_bot_uttered(message: OutgoingRef) -> list[dict[str, Any]]:
 class WebchatChannel:
     """socket.io server (python-socketio) plus the deliverer for web chat conversations."""
 
-    def __init__(self, *, db: Database, relay: Relay, settings: Settings) -> None:
+    def __init__(self, *, db: Database, relay: Relay, settings: Settings,
+                 languages: LanguageDecider | None = None) -> None:
         self.db = db
         self.relay = relay
         self.settings = settings
+        self.languages = languages
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
             cors_allowed_origins=[],  # same origin only: the fan page is served by us
@@ -98,12 +101,12 @@ class WebchatChannel:
             session_id = requested
         else:
             session_id = uuid.uuid4().hex
-        language = None
+        language = None  # the browser's: for the greeting, until the fan's words decide
         if isinstance(data, dict) and isinstance(data.get("customData"), dict):
-            lang = data["customData"].get("language")
-            language = lang[:8] if isinstance(lang, str) else None
+            language = declared(data["customData"].get("language"))
         conv = await self.db.run(
-            flows.open_session, channel=Channel.webchat, external_id=session_id, language=language
+            flows.open_session, channel=Channel.webchat, external_id=session_id,
+            declared_language=language,
         )
         await self.sio.enter_room(sid, session_id)
         await self.sio.save_session(sid, {"session_id": session_id, "conversation_id": conv.id})
@@ -122,7 +125,7 @@ class WebchatChannel:
         data = data if isinstance(data, dict) else {}
         log_unknown_fields("webchat", data, KNOWN_UTTERED)
         custom = data.get("customData") if isinstance(data.get("customData"), dict) else {}
-        language = custom.get("language") if isinstance(custom.get("language"), str) else None
+        language = declared(custom.get("language"))  # a hint (the browser's locale)
         session_id = session.get("session_id")
         if not session_id or data.get("session_id") not in (None, session_id):
             log.info("webchat user_uttered without a confirmed session (%s)", sid)
@@ -144,7 +147,8 @@ class WebchatChannel:
             external_id=session_id,
             text=text,
             channel_message_id=str(client_id)[:255] if client_id else None,
-            language=language[:8] if language else None,
+            declared_language=language,
+            languages=self.languages,
             dedup_window_s=0 if client_id else self.settings.webchat_dedup_s,
         )
         if received.replies:

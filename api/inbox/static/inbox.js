@@ -3,6 +3,10 @@
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const me = document.querySelector(".me").dataset;
 const state = { open: null, ctx: null, staff: [], timer: null };
+// Triage labels' human names ("medical emergency"), from the page's "should have come to a
+// person" choice.
+const LABEL_NAMES = Object.fromEntries([...document.getElementById("pane-template").content
+  .querySelectorAll(".person-flag-form option")].filter((o) => o.value).map((o) => [o.value, o.textContent]));
 
 async function call(method, url, body) {
   const opts = { method, headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" };
@@ -54,6 +58,7 @@ function renderList(id, rows) {
     const top = el("div", "row");
     top.append(el("span", "badge prio-" + (c.priority || "normal"), c.priority || "normal"),
                el("span", "topic", c.topic || "general"), el("span", "fan muted", c.fan));
+    if (c.language) top.append(el("span", "lang", c.language));
     const t = timerText(c);
     const timer = el("span", "timer " + t.cls, t.text);
     timer.dataset.due = c.first_response_due_at || "";
@@ -96,12 +101,30 @@ function entry(m) {
   li.dataset.id = m.id;
   const head = el("div", "msg-head");
   head.append(el("span", "sender", m.sender), el("time", "muted", new Date(m.created_at).toLocaleTimeString()));
+  if (m.language) {
+    const lang = el("span", "lang", m.language);
+    lang.title = "language decided for this message";
+    head.append(lang);
+  }
   li.append(head, el("div", "msg-text", m.text));
   if (m.kind === "incoming" && state.ctx && state.ctx.may_act) {
+    const flags = m.flags || {};
+    const row = el("div", "flags");
     const b = el("button", "flag", m.flagged ? "flagged" : "Flag for operators");
     b.disabled = m.flagged;
     b.dataset.message = m.id;
-    li.append(b);
+    const missed = "needs_person" in flags;
+    const person = el("button", "flag", missed
+      ? "should have come to a person: " + (LABEL_NAMES[flags.needs_person] || flags.needs_person)
+      : "This should have come to a person…");
+    person.disabled = missed;
+    person.dataset.personFlag = m.id;
+    const unneeded = "no_person_needed" in flags;
+    const none = el("button", "flag", unneeded ? "marked: did not need a person" : "This did not need a person");
+    none.disabled = unneeded;
+    none.dataset.noPerson = m.id;
+    row.append(b, person, none);
+    li.append(row);
   }
   return li;
 }
@@ -141,6 +164,7 @@ function renderPane(ctx) {
   pane.querySelector('[data-action="resolve"]').hidden = !act;
   pane.querySelector('[data-action="transfer"]').hidden = !act;
   if (!act) pane.querySelector(".transfer-form").hidden = true;
+  if (!ctx.may_act) pane.querySelector(".person-flag-form").hidden = true;
   pane.querySelector(".composer").hidden = !act;
   pane.querySelector(".note-form").hidden = !ctx.may_act;
   if (fresh) fillTransferTo(pane);
@@ -227,8 +251,24 @@ function bindPane(pane) {
   pane.addEventListener("click", (e) => {
     const b = e.target.closest("button");
     if (!b) return;
+    const flagUrl = (mid) => "/api/v1/conversations/" + id() + "/messages/" + mid + "/flag";
     if (b.dataset.message) {
-      act(() => call("POST", "/api/v1/conversations/" + id() + "/messages/" + b.dataset.message + "/flag", {}), "Flagged for the operators.");
+      act(() => call("POST", flagUrl(b.dataset.message), {}), "Flagged for the operators.");
+    } else if (b.dataset.personFlag) {
+      // "This should have come to a person": a small form asks who (no window.prompt).
+      const form = pane.querySelector(".person-flag-form");
+      const msg = state.ctx.transcript.find((m) => String(m.id) === b.dataset.personFlag);
+      form.elements.message.value = b.dataset.personFlag;
+      form.querySelector(".person-flag-text").textContent = msg ? msg.text : "";
+      form.hidden = false;
+      form.elements.label.focus();
+    } else if (b.dataset.action === "person-flag-cancel") {
+      const form = pane.querySelector(".person-flag-form");
+      form.reset();
+      form.hidden = true;
+    } else if (b.dataset.noPerson) {
+      act(() => call("POST", flagUrl(b.dataset.noPerson), { kind: "no_person_needed" }),
+          "Told the operators: this did not need a person.");
     } else if (b.dataset.action === "take") {
       act(() => call("POST", "/api/v1/conversations/" + id() + "/take"), "It's yours.");
     } else if (b.dataset.action === "handback") {
@@ -244,6 +284,19 @@ function bindPane(pane) {
       form.reset();
       form.hidden = true;
     }
+  });
+  pane.querySelector(".person-flag-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const form = e.target;
+    const label = form.elements.label.value;
+    if (!label) return;
+    const mid = form.elements.message.value;
+    const name = form.elements.label.selectedOptions[0].textContent;
+    form.reset();
+    form.hidden = true;
+    act(() => call("POST", "/api/v1/conversations/" + id() + "/messages/" + mid + "/flag",
+                   { kind: "needs_person", label }),
+        "Told the operators: this should have come to a person (" + name + ").");
   });
   pane.querySelector(".transfer-form").addEventListener("submit", (e) => {
     e.preventDefault();

@@ -20,8 +20,13 @@ const PLOT_NAMES = {
 };
 const REASONS = {
   fallback: "fallback", low_confidence: "low confidence", complex_handoff: "handed to a person",
-  flagged: "flagged",
+  flagged: "flagged", triage_missed: "should have come to a person",
+  triage_unneeded: "did not need a person",
 };
+const TRIAGE_REASONS = ["triage_missed", "triage_unneeded"];
+// Triage labels' human names ("medical emergency"), from the page's label choice.
+const LABEL_NAMES = Object.fromEntries([...$("detail-template").content
+  .querySelectorAll(".triage-form option")].map((o) => [o.value, o.dataset.name]));
 
 // -- plumbing ------------------------------------------------------------------------------------
 class ApiError extends Error {
@@ -369,7 +374,66 @@ function renderDetail(d) {
     box.append(ol);
     sightings.append(box);
   }
+  bindTriage(pane, d);
   bindAnnotate(pane, d);
+}
+
+// "Add to triage data", for a message staff marked "should have come to a person" (with who)
+// or "did not need a person": the operator confirms the label (or none) and the wording.
+function bindTriage(pane, d) {
+  const form = pane.querySelector("form.triage-form");
+  if (!(d.reasons || []).some((r) => TRIAGE_REASONS.includes(r))) return;
+  form.hidden = false;
+  const f = form.elements;
+  const said = (d.staff_triage || []).map((l) => l === "none" ? "did not need a person"
+    : "should have come to a person — " + (LABEL_NAMES[l] || l));
+  form.querySelector(".triage-said").textContent = said.length ? "Staff said: " + said.join("; ") + "." : "";
+  f.label.value = d.triage_label || (d.staff_triage || [])[0] || "none";
+  f.text.value = d.triage_label ? d.example_text : d.text;
+  form.querySelector(".triage-lang").textContent = "Language: " + (d.language || "the desk's default") +
+    ". Goes into data/triage/semantic/reviewed.tsv.";
+  const redacted = form.querySelector("[data-action=triage-use-redacted]");
+  redacted.disabled = !d.personal_data.length && d.suggested_text === d.text;
+  if (d.personal_data.length && !d.triage_label) showPii(form, d.text, d.personal_data,
+    "This message seems to contain personal data: use the redacted text, or confirm it is not personal.");
+  redacted.addEventListener("click", () => {
+    f.text.value = d.suggested_text;
+    f.confirm.checked = false;
+    form.querySelector(".pii").hidden = true;
+    f.text.focus();
+  });
+  form.addEventListener("submit", (e) => { e.preventDefault(); addToTriage(form, d); });
+}
+
+async function addToTriage(form, d) {
+  const f = form.elements;
+  const error = form.querySelector(".triage-error");
+  const status = form.querySelector(".triage-status");
+  say(error, "");
+  const body = { label: f.label.value, text: f.text.value.trim() };
+  if (!body.text) { say(error, "The triage example is empty.", "error"); return; }
+  if (f.confirm.checked) body.confirm_no_personal_data = true;
+  const submit = form.querySelector("button[type=submit]");
+  submit.disabled = true;
+  say(status, "Saving…");
+  try {
+    const item = await call("POST", "/api/v1/review/items/" + d.id + "/triage", body);
+    form.querySelector(".pii").hidden = true;
+    say(status, "Added “" + item.example_text + "” to the triage data as " + item.triage_label +
+        " (" + item.file + "). Run make train-triage to retrain triage with it.", "ok");
+    paneMeta(item);
+    await loadQueue();
+  } catch (e) {
+    say(status, "");
+    if (e.status === 422 && e.detail && Array.isArray(e.detail.personal_data)) {
+      showPii(form, body.text, e.detail.personal_data, e.detail.message);
+      f.confirm.focus();
+    } else {
+      say(error, e.message, "error");
+    }
+  } finally {
+    submit.disabled = false;
+  }
 }
 
 function bindAnnotate(pane, d) {
@@ -596,7 +660,8 @@ $("start-training").addEventListener("click", async () => {
 async function loadChanges() {
   const rows = await call("GET", "/api/v1/review/changes");
   const labels = { add_example: "added example", remove_example: "removed example",
-                   new_intent: "new intent" };
+                   new_intent: "new intent", add_triage_example: "added triage example",
+                   remove_triage_example: "removed triage example" };
   $("change-rows").replaceChildren(...rows.map((c) => {
     const tr = el("tr");
     tr.append(cell(when(c.at)), cell(c.by), cell(labels[c.action] || c.action), cell(c.intent),

@@ -22,7 +22,8 @@ def copy_project(target: Path) -> Path:
         shutil.copy2(ROOT / name, target / name)
     for name in PROJECT_DIRS:
         shutil.copytree(ROOT / name, target / name,
-                        ignore=shutil.ignore_patterns("*.reviewed.yml", "reviewed.yml"))
+                        ignore=shutil.ignore_patterns("*.reviewed.yml", "reviewed.yml",
+                                                      "reviewed.tsv"))
     return target
 
 

@@ -1,0 +1,101 @@
+"""One language decision per fan text message, made by the switchboard when it stores it.
+
+The detector is triage's lingua ``LanguageGuesser`` (the very instance triage uses, handed in by
+the app factory), read through its public ``confidences`` and ``policy``: a message is
+*confident* when triage would call it decisive on its own (``policy.min_words`` words, top
+confidence ``policy.min_confidence``). The rules (docs/switchboard.md, "Language"):
+
+- a thread's first message is decided on its own: confident -> that language;
+- a weak guess ("ok", "thanks!", "hola", the widget's "/greet") keeps the thread's language;
+  without one, the client's declared language (a hint), else the default (English);
+- a thread changes language only on a clear message: confident and at least
+  ``switch_min_words`` words ("hay parking?" in a Spanish thread is not a switch);
+- a declared language never overrides a confident detection.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+_CODE = re.compile(r"^([a-z]{2})(?:[-_][a-z0-9]{1,8})*$")
+
+
+class Guesser(Protocol):
+    """What is used of ``api.triage.language.LanguageGuesser``."""
+
+    policy: Any  # min_words, min_confidence
+
+    def confidences(self, text: str) -> Mapping[str, float]: ...
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What lingua makes of one message alone."""
+
+    language: str | None = None
+    confident: bool = False
+    words: int = 0
+
+
+NOTHING = Detection()
+
+
+def declared(value: Any) -> str | None:
+    """A client's declared language as an ISO 639-1 code: "es-ES", "es_419", "ES" -> "es"."""
+    if not isinstance(value, str):
+        return None
+    match = _CODE.match(value.strip().lower())
+    return match.group(1) if match else None
+
+
+def is_payload(text: str) -> bool:
+    """A button or widget payload ("/greet", "/affirm"): machine words, no language."""
+    return text.lstrip().startswith("/")
+
+
+class LanguageDecider:
+    """Detects (lingua) and decides (the rules above). ``guesser`` returns the loaded guesser, or
+    None while triage is still loading: then every message counts as a weak guess."""
+
+    def __init__(self, guesser: Callable[[], Guesser | None], *, default: str = "en",
+                 switch_min_words: int = 3) -> None:
+        self._guesser = guesser
+        self.default = default
+        self.switch_min_words = switch_min_words
+        self._warned = False
+
+    def detect(self, text: str | None) -> Detection:
+        if not text or is_payload(text):
+            return NOTHING
+        guesser = self._guesser()
+        if guesser is None:
+            if not self._warned:
+                self._warned = True
+                log.warning("language: no detector (triage not loaded): messages count as weak "
+                            "guesses until it is")
+            return NOTHING
+        conf = guesser.confidences(text)
+        if not conf:
+            return NOTHING
+        best = max(conf, key=conf.__getitem__)
+        words = sum(1 for w in text.split() if any(ch.isalpha() for ch in w))
+        policy = guesser.policy
+        confident = words >= policy.min_words and conf[best] >= policy.min_confidence
+        return Detection(best, confident, words)
+
+    def decide(self, detection: Detection, *, current: str | None, hint: str | None,
+               first: bool) -> str:
+        """The message's language. ``current``: the thread's language; ``first``: no earlier
+        fan message of the thread was decided; ``hint``: the client's declared language."""
+        if detection.language and detection.confident and (
+                first or detection.words >= self.switch_min_words):
+            return detection.language
+        if first:
+            return hint or current or self.default
+        return current or hint or self.default
