@@ -5,7 +5,7 @@ TRIAGE_PY := $(VENV_API)/bin/python
 # GoEmotions travels with the repository (Apache-2.0): every clone trains and scores the same model.
 GOEMOTIONS_DEV := data/triage/goemotions/dev.tsv
 
-.PHONY: train-triage test-triage bench-triage eval-triage bench-triage-fresh
+.PHONY: train-triage test-triage bench-triage eval-triage bench-triage-fresh bench-triage-turn
 
 # Trains models/triage/ (negative emotion) and models/triage-semantic/ (the semantic layer) only
 # when their data, training code or config changed (the stamps in their meta files).
@@ -30,3 +30,9 @@ eval-triage: train-triage
 # out-of-scope set, CLINC150 in-scope texts when DATASETS_DIR has them) and its cost per message.
 bench-triage-fresh: train-triage
 	$(TRIAGE_PY) -m benchmarks.triage_fresh --show-misses
+
+# What the semantic layer costs a fan's bot turn: REST turns against a fake Rasa answering in
+# 60 ms, with the layer read while Rasa answers (as built), before Rasa, and without it
+# (interleaved; in-process; 127.0.0.1 only; about a minute).
+bench-triage-turn: train-triage
+	$(TRIAGE_PY) -m benchmarks.triage_turn
