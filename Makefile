@@ -11,6 +11,7 @@ PY_BOT := $(VENV_BOT)/bin/python
 PY_API := $(VENV_API)/bin/python
 STAGE := python3 scripts/stage.py
 NLU_MIN_ACCURACY ?= 0.95
+NLU_MIN_ACCURACY_DE ?= 0.95
 DATASETS_DIR ?= $(abspath ../shared/datasets)
 
 export PYTHONPATH := $(CURDIR)
@@ -91,14 +92,26 @@ test-conversations: train
 	  --stories tests/conversations --e2e --fail-on-prediction-errors \
 	  --out var/results/conversations
 
-# Held-out NLU test file (never trained on): fails under NLU_MIN_ACCURACY intent accuracy.
+# Held-out NLU test files (written apart from the training data, never trained on), one per
+# language, each gated at its own minimum intent accuracy (English and Spanish NLU_MIN_ACCURACY;
+# German, the third language, covers its ten commonest questions: NLU_MIN_ACCURACY_DE).
 test-nlu: train
-	@rm -rf var/results/nlu
-	@$(STAGE) "held-out NLU test" --log var/logs/nlu.log -- \
+	@rm -rf var/results/nlu var/results/nlu-es var/results/nlu-de
+	@$(STAGE) "held-out NLU test (en)" --log var/logs/nlu.log -- \
 	  $(RASA) test nlu --model $$(python3 scripts/bot_model.py path) \
 	  --nlu tests/nlu/test_nlu.yml --out var/results/nlu
 	@python3 scripts/nlu_report.py var/results/nlu/intent_report.json \
 	  --min-accuracy $(NLU_MIN_ACCURACY)
+	@$(STAGE) "held-out NLU test (es)" --log var/logs/nlu-es.log -- \
+	  $(RASA) test nlu --model $$(python3 scripts/bot_model.py path) \
+	  --nlu tests/nlu/test_nlu_es.yml --out var/results/nlu-es
+	@python3 scripts/nlu_report.py var/results/nlu-es/intent_report.json \
+	  --min-accuracy $(NLU_MIN_ACCURACY)
+	@$(STAGE) "held-out NLU test (de)" --log var/logs/nlu-de.log -- \
+	  $(RASA) test nlu --model $$(python3 scripts/bot_model.py path) \
+	  --nlu tests/nlu/test_nlu_de.yml --out var/results/nlu-de
+	@python3 scripts/nlu_report.py var/results/nlu-de/intent_report.json \
+	  --min-accuracy $(NLU_MIN_ACCURACY_DE)
 
 # 5-fold cross-validation on the training data (slow; not part of `make test`).
 crossval: bot-env
