@@ -1,20 +1,28 @@
 """Dates in fans' words, resolved against the venue's calendar (Europe/Madrid).
 
 Rasa's Duckling extractor needs a server this project cannot run, so dates are resolved here with
-plain rules, in English and Spanish:
+plain rules, in English, Spanish and German:
 
-- "tonight" / "today" / "hoy" / "esta noche": the night that is on now. Before 07:00 that is still
-  the night that began yesterday evening (a fan at 4 a.m. asking "what's on tonight" is inside it).
-- "tomorrow" / "mañana": the day after that ("por la mañana", "esta mañana" are mornings, not
-  tomorrow); "the day after tomorrow" / "pasado mañana": the day after that.
-- "this Friday" (or "este viernes"): the coming Friday, today included.
-- "next Friday" (or "el próximo viernes", "el viernes que viene", "el viernes próximo"): one
-  week after "this Friday".
-- "this weekend" (or "este finde"): this week's Friday, Saturday and Sunday still to come.
-- holidays: "Christmas Eve", "New Year's Eve" / "Nochevieja" / "fin de año", ...
+- "tonight" / "today" / "hoy" / "esta noche" / "heute" / "heute Abend" / "heute Nacht": the night
+  that is on now. Before 07:00 that is still the night that began yesterday evening (a fan at
+  4 a.m. asking "what's on tonight" is inside it).
+- "tomorrow" / "mañana" / "morgen": the day after that ("por la mañana", "esta mañana", "am
+  Morgen", "guten Morgen" are mornings, not tomorrow); "the day after tomorrow" / "pasado mañana"
+  / "übermorgen": the day after that.
+- "this Friday" (or "este viernes", "diesen Freitag", "kommenden Freitag"): the coming Friday,
+  today included.
+- "next Friday" (or "el próximo viernes", "el viernes que viene", "el viernes próximo",
+  "nächsten Freitag", "Freitag nächste Woche", "nächste Woche Freitag"): one week after "this
+  Friday".
+- "this weekend" (or "este finde", "am Wochenende", "dieses Wochenende"): this week's Friday,
+  Saturday and Sunday still to come.
+- holidays: "Christmas Eve", "New Year's Eve" / "Nochevieja" / "fin de año" / "Silvester",
+  "Heiligabend", "Weihnachten", "Neujahr", ...
 - explicit dates: "17 July 2027", "17th of July", "July 17", "17/07/2027", "17/7", "2027-07-17",
-  "17 de julio", "1º de agosto"; without a year, the next such date from today.
-- a bare weekday ("how much is Friday?") is not a date: it means that weekday's weekly night.
+  "17 de julio", "1º de agosto", "17. Juli", "17.07.2027", "17.7."; without a year, the next such
+  date from today.
+- a bare weekday ("how much is Friday?", "am Samstag", "samstags") is not a date: it means that
+  weekday's weekly night.
 
 Every answer repeats the resolved date so a fan can see what was understood.
 """
@@ -44,58 +52,84 @@ _WEEKDAY_WORDS = {
     ),
     "sunday": ("sunday", "sun", "sundays", "domingo", "sundy", "sundai"),
 }
+# German: the day ("Samstag"), every such day ("samstags") and its evening or night written as one
+# word ("Samstagabend", "Samstagnacht"). Not the two-letter abbreviations ("Do", "So", "Mi"): they
+# are everyday words.
+_GERMAN_WEEKDAYS = {
+    "monday": ("montag",), "tuesday": ("dienstag",), "wednesday": ("mittwoch",),
+    "thursday": ("donnerstag",), "friday": ("freitag",), "saturday": ("samstag", "sonnabend"),
+    "sunday": ("sonntag",),
+}
+for _day, _stems in _GERMAN_WEEKDAYS.items():
+    _WEEKDAY_WORDS[_day] += tuple(
+        stem + ending for stem in _stems for ending in ("", "s", "abend", "abends", "nacht")
+    )
 WEEKDAY_BY_WORD = {word: day for day, words in _WEEKDAY_WORDS.items() for word in words}
 
 _MONTH_WORDS = {
-    1: ("january", "jan", "enero"),
-    2: ("february", "feb", "febrero"),
-    3: ("march", "mar", "marzo"),
+    1: ("january", "jan", "enero", "januar", "jänner"),
+    2: ("february", "feb", "febrero", "februar"),
+    3: ("march", "mar", "marzo", "märz", "maerz"),
     4: ("april", "apr", "abril"),
-    5: ("may", "mayo"),
-    6: ("june", "jun", "junio"),
-    7: ("july", "jul", "julio"),
+    5: ("may", "mayo", "mai"),
+    6: ("june", "jun", "junio", "juni"),
+    7: ("july", "jul", "julio", "juli"),
     8: ("august", "aug", "agosto"),
     9: ("september", "sep", "sept", "septiembre", "setiembre"),
-    10: ("october", "oct", "octubre"),
+    10: ("october", "oct", "octubre", "oktober", "okt"),
     11: ("november", "nov", "noviembre"),
-    12: ("december", "dec", "diciembre"),
+    12: ("december", "dec", "diciembre", "dezember", "dez"),
 }
 MONTH_BY_WORD = {word: month for month, words in _MONTH_WORDS.items() for word in words}
 
 _WEEKDAY_RE = "|".join(sorted(map(re.escape, WEEKDAY_BY_WORD), key=len, reverse=True))
 _MONTH_RE = "|".join(sorted(map(re.escape, MONTH_BY_WORD), key=len, reverse=True))
-_ORD = r"(?:st|nd|rd|th|º|°|ª)?"
+_ORD = r"(?:st|nd|rd|th|º|°|ª|\.)?"  # "17th", "1º", "17." (German)
 
 _ISO = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
 _NUMERIC = re.compile(r"\b(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?\b")
+# German "17.07.2027" / "17.7.": the month's dot is required, so "23.30 Uhr" is not a date.
+_DOTTED = re.compile(r"\b(\d{1,2})\.(\d{1,2})\.(\d{4}|\d{2}(?!\d))?")
 _DAY_MONTH = re.compile(
     rf"\b(\d{{1,2}}){_ORD}\s+(?:of\s+|de\s+)?({_MONTH_RE})\b\.?(?:,?\s+(?:de\s+)?(\d{{4}}))?"
 )
 _MONTH_DAY = re.compile(rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}}){_ORD}\b(?:,?\s+(\d{{4}}))?")
-_THIS_WEEKDAY = re.compile(rf"\b(?:this|este|esta|coming)\s+({_WEEKDAY_RE})\b")
+_THIS_WEEKDAY = re.compile(
+    rf"\b(?:this|este|esta|coming|diese[nmr]?|kommende[nmr]?)\s+({_WEEKDAY_RE})\b"
+)
+_NEXT_GERMAN = r"n(?:ä|ae)chste[nmrs]?"  # "nächsten", "nächster", "naechsten"
 _NEXT_WEEKDAY = re.compile(
-    rf"\b(?:next|(?:el\s+)?pr[oó]ximo|(?:la\s+)?pr[oó]xima)\s+({_WEEKDAY_RE})\b"
-    rf"|\b({_WEEKDAY_RE})\s+(?:que\s+viene|pr[oó]xim[oa]|next\s+week)\b"
+    rf"\b(?:next|(?:el\s+)?pr[oó]ximo|(?:la\s+)?pr[oó]xima|{_NEXT_GERMAN})\s+({_WEEKDAY_RE})\b"
+    rf"|\b({_WEEKDAY_RE})\s+(?:que\s+viene|pr[oó]xim[oa]|next\s+week|{_NEXT_GERMAN}\s+woche)\b"
+    rf"|\b{_NEXT_GERMAN}\s+woche\s+(?:am\s+)?({_WEEKDAY_RE})\b"
 )
 _BARE_WEEKDAY = re.compile(rf"\b({_WEEKDAY_RE})\b")
 _TONIGHT = re.compile(
-    r"\b(?:tonight|tonite|2nite|tnite|today|this\s+evening|hoy|esta\s+noche|right\s+now)\b"
+    r"\b(?:tonight|tonite|2nite|tnite|today|this\s+evening|hoy|esta\s+noche|right\s+now"
+    r"|heute|diese\s+nacht)\b"
 )
 _DAY_AFTER_TOMORROW = re.compile(
-    r"\b(?:(?:the\s+)?day\s+after\s+(?:tomorrow|tmrw|tmr|2morrow)|pasado\s+ma[nñ]ana)\b"
+    r"\b(?:(?:the\s+)?day\s+after\s+(?:tomorrow|tmrw|tmr|2morrow)|pasado\s+ma[nñ]ana"
+    r"|(?:ü|ue)bermorgen)\b"
 )
-# "mañana" is tomorrow, "la mañana" / "esta mañana" a morning ("a las 6 de la mañana").
+# "mañana" is tomorrow, "la mañana" / "esta mañana" a morning ("a las 6 de la mañana"); "morgen"
+# is tomorrow, "am Morgen", "guten Morgen", "jeden Morgen" a morning ("heute Morgen" is today's).
 _TOMORROW = re.compile(
     r"\b(?:tomorrow|tmrw|tmr|tomoz|2morrow)\b|(?<!\bla\s)(?<!\besta\s)\bma[nñ]ana\b"
+    r"|(?<!\bam\s)(?<!\bguten\s)(?<!\bjeden\s)(?<!\bheute\s)\bmorgen\b"
 )
 _HOLIDAYS = (  # (pattern, month, day)
-    (re.compile(r"\b(?:christmas|xmas)\s+eve\b|\bnochebuena\b"), 12, 24),
-    (re.compile(r"\b(?:christmas|xmas)(?:\s+day)?\b|\bnavidad\b"), 12, 25),
-    (re.compile(r"\bnew\s+year'?s?\s+eve\b|\bnye\b|\bnochevieja\b|\bfin\s+de\s+a[nñ]o\b"),
-     12, 31),
-    (re.compile(r"\bnew\s+year'?s?(?:\s+day)?\b|\ba[nñ]o\s+nuevo\b"), 1, 1),
+    (re.compile(r"\b(?:christmas|xmas)\s+eve\b|\bnochebuena\b|\bheilig(?:abend|er\s+abend)\b"),
+     12, 24),
+    (re.compile(r"\b(?:christmas|xmas)(?:\s+day)?\b|\bnavidad\b|\bweihnachten\b"), 12, 25),
+    # "Silvester", "Silvesterparty"
+    (re.compile(r"\bnew\s+year'?s?\s+eve\b|\bnye\b|\bnochevieja\b|\bfin\s+de\s+a[nñ]o\b"
+                r"|\bsilvester"), 12, 31),
+    (re.compile(r"\bnew\s+year'?s?(?:\s+day)?\b|\ba[nñ]o\s+nuevo\b|\bneujahr(?:stag)?\b"), 1, 1),
 )
-_WEEKEND = re.compile(r"\b(?:this\s+)?weekend\b|\bfin(?:de| de semana)\b|\bfinde\b")
+_WEEKEND = re.compile(
+    r"\b(?:this\s+)?weekend\b|\bfin(?:de| de semana)\b|\bfinde\b|\bwochenende\b"
+)
 
 
 class QueryKind(str, Enum):
@@ -129,7 +163,7 @@ def resolve(text: str, now: dt.datetime) -> DateQuery:
         day, phrase = explicit
         return DateQuery(QueryKind.DATES, (day,), phrase=phrase)
     if match := _NEXT_WEEKDAY.search(lowered):
-        weekday = WEEKDAY_BY_WORD[match.group(1) or match.group(2)]
+        weekday = WEEKDAY_BY_WORD[next(word for word in match.groups() if word)]
         day = _coming(today, weekday) + dt.timedelta(days=7)
         return DateQuery(QueryKind.DATES, (day,), phrase=match.group(0))
     if match := _THIS_WEEKDAY.search(lowered):
@@ -172,11 +206,13 @@ def _explicit_date(text: str, today: dt.date) -> tuple[dt.date, str] | None:
         year = int(match.group(3)) if match.group(3) else None
         candidates.append((int(match.group(2)), MONTH_BY_WORD[match.group(1)], year,
                            match.group(0)))
-    if match := _NUMERIC.search(text):
-        # Day first, as written in Spain and the UK ("17/07").
-        year = match.group(3)
-        full_year = None if year is None else int(year) + (2000 if len(year) == 2 else 0)
-        candidates.append((int(match.group(1)), int(match.group(2)), full_year, match.group(0)))
+    for pattern in (_NUMERIC, _DOTTED):
+        if match := pattern.search(text):
+            # Day first, as written in Spain, Germany and the UK ("17/07", "17.07.").
+            year = match.group(3)
+            full_year = None if year is None else int(year) + (2000 if len(year) == 2 else 0)
+            candidates.append((int(match.group(1)), int(match.group(2)), full_year,
+                               match.group(0)))
     for day, month, year, phrase in candidates:
         resolved = _build_date(day, month, year, today)
         if resolved is not None:

@@ -14,12 +14,10 @@ from typing import Any
 from . import calendar
 from .answers import NOT_IN_YOUR_LANGUAGE, Answers
 from .calendar import DateQuery, Night, NightStatus, QueryKind
-from .venue import WEEKDAYS, SpecialEvent, Venue, WeeklyNight, long_date
+from .venue import WEEKDAYS, SpecialEvent, Text, Venue, WeeklyNight, long_date, weekday_name
 
-_ES_WEEKDAYS = {
-    "monday": "lunes", "tuesday": "martes", "wednesday": "miércoles", "thursday": "jueves",
-    "friday": "viernes", "saturday": "sábado", "sunday": "domingo",
-}
+# A weekly night without residents in the fact sheet.
+_GUEST_DJS = Text({"en": "guest DJs", "es": "DJs invitados", "de": "Gast-DJs"})
 
 
 class _InEnglish:
@@ -43,17 +41,21 @@ class Context:
     language: str = "en"
     _in_english: _InEnglish = field(default_factory=_InEnglish, compare=False, repr=False)
 
-    def facts(self) -> dict[str, str]:
-        return self.venue.template_facts()
+    def facts(self, language: str | None = None) -> dict[str, str]:
+        """The fact sheet's facts in ``language`` (default: the fan's)."""
+        return self.venue.template_facts(language or self.language)
+
+    def values(self, language: str, values: dict[str, Any]) -> dict[str, Any]:
+        """What a template in ``language`` is filled with: the facts in that language, and the
+        answer's own values with dates and ``Text`` (a genre) written in it too."""
+        written = {name: _written_in(value, language) for name, value in values.items()}
+        return {**self.facts(language), **written}
 
     def say(self, key: str, **values: Any) -> str:
-        """Render ``key``; dates are written in the language of the template actually used."""
+        """Render ``key``; facts and dates are written in the language of the template actually
+        used (an answer that falls back to English says its facts in English too)."""
         language = self.answers.language_for(key, self.language)
-        dated = {
-            name: long_date(value, language) if isinstance(value, dt.date) else value
-            for name, value in values.items()
-        }
-        text = self.answers.render(key, language, {**self.facts(), **dated})
+        text = self.answers.render(key, language, self.values(language, values))
         if language != self.language:
             self._in_english.texts.add(text)
         return text
@@ -82,6 +84,14 @@ class Context:
         if self.off_season_now and self.answers.has_season_note(key):
             return texts + [self.say("season_note")]
         return texts
+
+
+def _written_in(value: Any, language: str) -> Any:
+    if isinstance(value, dt.date):
+        return long_date(value, language)
+    if isinstance(value, Text):
+        return value.in_(language)
+    return value
 
 
 def fact_answer(ctx: Context, key: str) -> list[str]:
@@ -139,6 +149,7 @@ def are_you_open(ctx: Context, text: str) -> list[str]:
             replies.append(ctx.say("are_you_open_off_season", **values))
         elif night.status is NightStatus.CLOSED_DAY:
             replies.append(ctx.say("are_you_open_closed_day", weekday=night.weekday.capitalize(),
+                                   **_weekday_names(night.weekday),
                                    next_open=_next_open_sentence(ctx, day), **values))
         else:
             replies.append(_describe_night(ctx, night))
@@ -201,7 +212,7 @@ def _weekday_answer(ctx: Context, weekday: str, key: str) -> list[str]:
     """A weekday's weekly night told with answer ``key``, or that we never open that day."""
     night = ctx.venue.weekly_nights.get(weekday)
     if night is None or weekday in ctx.venue.closed_on:
-        key, values = "weekday_closed", {"weekday_cap": weekday.capitalize()}
+        key, values = "weekday_closed", _weekday_names(weekday)
     else:
         values = _weekly_values(ctx, night)
     return ctx.with_season_note(key, [ctx.say(key, **values)])
@@ -222,6 +233,7 @@ def _describe_night(ctx: Context, night: Night) -> str:
         return ctx.say("night_weekly", **_night_values(ctx, night))
     if night.status is NightStatus.CLOSED_DAY:
         return ctx.say("night_closed_day", day=day, weekday=night.weekday.capitalize(),
+                       **_weekday_names(night.weekday),
                        next_open=_next_open_sentence(ctx, night.day))
     return ctx.say("night_off_season", day=day)
 
@@ -238,14 +250,20 @@ def _event_values(ctx: Context, event: SpecialEvent) -> dict[str, Any]:
     }
 
 
+def _weekday_names(weekday: str) -> dict[str, str]:
+    """A weekday for the templates: ``weekday_cap`` ("Tuesday"), ``weekday_es`` ("martes"),
+    ``weekday_de`` ("Dienstag")."""
+    return {"weekday_cap": weekday.capitalize(), "weekday_es": weekday_name(weekday, "es"),
+            "weekday_de": weekday_name(weekday, "de")}
+
+
 def _weekly_values(ctx: Context, night: WeeklyNight) -> dict[str, Any]:
     return {
         "weekday": night.weekday,
-        "weekday_cap": night.weekday.capitalize(),
-        "weekday_es": _ES_WEEKDAYS[night.weekday],
+        **_weekday_names(night.weekday),
         "night_name": night.name,
         "genre": night.genre,
-        "residents": " & ".join(night.residents) or "guest DJs",
+        "residents": " & ".join(night.residents) or _GUEST_DJS,
         "ticket_online": night.ticket_online,
         "ticket_door": night.ticket_door,
         "closing": ctx.venue.closing_time(night.weekday),

@@ -2,7 +2,8 @@
 
     python scripts/compare_models.py --active A/report.json --candidate B/report.json --out DIR
 
-Writes DIR/comparison.json, DIR/per_intent_f1.png and DIR/summary.png. Needs matplotlib (the bot
+Writes DIR/comparison.json (with ``per_language``: accuracy and macro-F1 per language, both
+models side by side), DIR/per_intent_f1.png and DIR/summary.png. Needs matplotlib (the bot
 environment has it); no network, no display. Exits 2 with one line on stderr for unusable input.
 """
 
@@ -19,6 +20,9 @@ DIGITS = 4
 ACTIVE_COLOUR = "#9e9e9e"
 CANDIDATE_COLOUR = "#1f77b4"
 FELL_COLOUR = "#d62728"
+# The bot's languages first, in this order; any other language a report has follows by code.
+LANGUAGE_ORDER = ("en", "es", "de")
+LANGUAGE_NAMES = {"en": "English", "es": "Spanish", "de": "German"}
 
 
 class UnusableInput(Exception):
@@ -46,7 +50,35 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
         "conversations_failed": conversations["failed"] if conversations else None,
         "messages_correct": sum(bool(message["correct"]) for message in messages),
         "messages_total": len(messages),
+        "languages": {code: {key: figures.get(key)
+                             for key in ("examples", "accuracy", "macro_f1")}
+                      for code, figures in (report.get("languages") or {}).items()},
     }
+
+
+def language_order(codes: Sequence[str] | set[str]) -> list[str]:
+    known = [code for code in LANGUAGE_ORDER if code in codes]
+    return known + sorted(set(codes) - set(LANGUAGE_ORDER))
+
+
+def per_language(active: dict[str, Any], candidate: dict[str, Any]) -> list[dict[str, Any]]:
+    """Accuracy and macro-F1 of both models on each language's held-out file; null for a
+    language one report lacks (e.g. a report written before languages were scored)."""
+    active_langs = active.get("languages") or {}
+    candidate_langs = candidate.get("languages") or {}
+    rows = []
+    for code in language_order(set(active_langs) | set(candidate_langs)):
+        a, c = active_langs.get(code) or {}, candidate_langs.get(code) or {}
+        row: dict[str, Any] = {"language": code,
+                               "examples": c.get("examples", a.get("examples"))}
+        for key in ("accuracy", "macro_f1"):
+            row[f"active_{key}"] = a.get(key)
+            row[f"candidate_{key}"] = c.get(key)
+            row[f"{key}_delta"] = (round(c[key] - a[key], DIGITS)
+                                   if a.get(key) is not None and c.get(key) is not None
+                                   else None)
+        rows.append(row)
+    return rows
 
 
 def per_intent_deltas(active: dict[str, Any], candidate: dict[str, Any]) -> list[dict[str, Any]]:
@@ -86,8 +118,22 @@ def compare(active: dict[str, Any], candidate: dict[str, Any]) -> dict[str, Any]
         "active": summarize(active),
         "candidate": summarize(candidate),
         "per_intent": per_intent_deltas(active, candidate),
+        "per_language": per_language(active, candidate),
         **message_changes(active, candidate),
     }
+
+
+def language_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Per-language accuracy, active vs candidate, one line each (stdout)."""
+    def fmt(value: float | None, signed: bool = False) -> str:
+        return "n/a" if value is None else (f"{value:+.4f}" if signed else f"{value:.4f}")
+
+    return [f"language {row['language']} examples={row['examples']} "
+            f"accuracy active={fmt(row['active_accuracy'])} "
+            f"candidate={fmt(row['candidate_accuracy'])} "
+            f"delta={fmt(row['accuracy_delta'], True)} "
+            f"macro_f1 active={fmt(row['active_macro_f1'])} "
+            f"candidate={fmt(row['candidate_macro_f1'])}" for row in rows]
 
 
 def plot_order(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -153,17 +199,24 @@ def plot_per_intent(rows: Sequence[dict[str, Any]], path: Path) -> None:
 
 
 def plot_summary(comparison: dict[str, Any], path: Path) -> None:
-    """Accuracy, macro-F1 and out-of-scope caught rate, the two models side by side."""
+    """Accuracy, macro-F1, out-of-scope caught rate and accuracy per language, the two models
+    side by side."""
     plt = pyplot()
     metrics = [("accuracy", "intent accuracy"), ("macro_f1", "macro-F1"),
                ("oos_rate", "out-of-scope caught")]
+    codes = [row["language"] for row in comparison.get("per_language") or []]
+    metrics += [(f"language:{code}", f"accuracy\n{LANGUAGE_NAMES.get(code, code)}")
+                for code in codes]
     width = 0.38
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.6 * len(metrics)), 4))
     for offset, (side, colour) in ((-width / 2, ("active", ACTIVE_COLOUR)),
                                    (width / 2, ("candidate", CANDIDATE_COLOUR))):
         summary = comparison[side]
         for position, (key, _) in enumerate(metrics):
-            value = summary[key]
+            if key.startswith("language:"):
+                value = (summary.get("languages") or {}).get(key[9:], {}).get("accuracy")
+            else:
+                value = summary[key]
             x = position + offset
             if value is None:
                 ax.text(x, 0.02, "n/a", ha="center", fontsize=8)
@@ -171,7 +224,7 @@ def plot_summary(comparison: dict[str, Any], path: Path) -> None:
             ax.bar(x, value, width, color=colour, label=side if position == 0 else None)
             ax.text(x, value + 0.01, f"{value:.3f}", ha="center", fontsize=8)
     ax.set_xticks(range(len(metrics)))
-    ax.set_xticklabels([label for _, label in metrics])
+    ax.set_xticklabels([label for _, label in metrics], fontsize=8)
     ax.set_ylim(0, 1.1)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("Active vs candidate model", fontsize=10)
@@ -196,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                   encoding="utf-8")
         plot_per_intent(comparison["per_intent"], args.out / "per_intent_f1.png")
         plot_summary(comparison, args.out / "summary.png")
+        for line in language_lines(comparison["per_language"]):
+            print(line)
     except ImportError as error:  # e.g. run by an interpreter without matplotlib
         print(f"compare_models: cannot plot: {error}", file=sys.stderr)
         return 2

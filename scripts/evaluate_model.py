@@ -2,7 +2,8 @@
 
     python scripts/evaluate_model.py --model models/bot-<hash>.tar.gz --out DIR \
         [--nlu tests/nlu/test_nlu.yml] [--oos tests/nlu/out_of_scope.yml] \
-        [--stories tests/conversations] [--messages FILE.json] [--progress]
+        [--stories tests/conversations] [--messages FILE.json] [--progress] \
+        [--language es=tests/nlu/test_nlu_es.yml ...]
 
 Runs in the bot environment (.venv-bot). The model is loaded once and used for everything.
 Writes DIR/report.json (read by the switchboard: its format is a contract) and DIR/confusion.png.
@@ -15,6 +16,11 @@ How the numbers relate to `rasa test`:
   fallback, so its accuracy can be higher. macro_f1 averages over the intents of the test file;
   Rasa's "macro avg" also averages labels that were only predicted (F1 0), so it can be lower.
   weighted_f1 is unaffected by that choice.
+- Languages: the held-out file of each language the bot speaks (English, Spanish, German:
+  tests/nlu/test_nlu.yml, test_nlu_es.yml, test_nlu_de.yml, or those given with --language) is
+  scored the same way, and the report's "languages" has accuracy and macro-F1 per language. The
+  "nlu" figures (what the activation gate judges) stay those of --nlu alone; a file scored for
+  both is parsed once. The last line on stdout names the figures per language.
 - Conversations: Rasa's own e2e story test (what `rasa test core --e2e` runs), but every story is
   run to the end instead of stopping at the first wrong prediction.
 """
@@ -27,6 +33,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 import warnings
@@ -36,6 +43,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_NLU = ROOT / "tests" / "nlu" / "test_nlu.yml"
+# The held-out file of each language the bot answers in (scored when present, --language
+# replaces the list). Never trained on.
+DEFAULT_LANGUAGE_FILES = {
+    "en": DEFAULT_NLU,
+    "es": ROOT / "tests" / "nlu" / "test_nlu_es.yml",
+    "de": ROOT / "tests" / "nlu" / "test_nlu_de.yml",
+}
+LANGUAGE_CODE = re.compile(r"^[a-z]{2}$")
 FALLBACK_INTENT = "nlu_fallback"
 OUT_OF_SCOPE_INTENT = "out_of_scope"
 # A caught out-of-scope message: the bot either recognises it or asks to rephrase.
@@ -106,6 +121,41 @@ def oos_summary(predicted: Sequence[str]) -> dict[str, Any]:
             "rate": rounded(caught / len(predicted)) if predicted else 0.0}
 
 
+def language_metrics(texts: Sequence[str], gold: Sequence[str],
+                     parses: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One language's held-out figures: the headline numbers of :func:`intent_metrics` (no
+    confusion matrix) and its misclassified examples."""
+    metrics = intent_metrics(gold, [intent_name(parse) for parse in parses])
+    return {"examples": metrics["examples"], "accuracy": metrics["accuracy"],
+            "macro_f1": metrics["macro_f1"], "weighted_f1": metrics["weighted_f1"],
+            "intents": len(metrics["per_intent"]),
+            "errors": nlu_errors(texts, gold, parses)}
+
+
+def language_files(specs: Sequence[str] | None) -> dict[str, Path]:
+    """``--language LANG=FILE`` options (in order, a later one replacing an earlier one), else
+    the default held-out files that exist."""
+    if not specs:
+        return {code: path for code, path in DEFAULT_LANGUAGE_FILES.items() if path.is_file()}
+    files: dict[str, Path] = {}
+    for spec in specs:
+        code, sep, path = spec.partition("=")
+        code = code.strip().lower()
+        if not sep or not LANGUAGE_CODE.match(code) or not path.strip():
+            raise UnusableInput(f"--language must be LANG=FILE with a 2-letter code: {spec!r}")
+        files[code] = Path(path.strip())
+    return files
+
+
+def summary_line(nlu: dict[str, Any], languages: dict[str, dict[str, Any]]) -> str:
+    """The figures in one line, overall (--nlu) then per language."""
+    parts = [f"nlu accuracy={nlu['accuracy']:.4f} macro_f1={nlu['macro_f1']:.4f} "
+             f"examples={nlu['examples']}"]
+    parts += [f"{code} accuracy={figures['accuracy']:.4f} macro_f1={figures['macro_f1']:.4f} "
+              f"examples={figures['examples']}" for code, figures in languages.items()]
+    return "evaluate " + " | ".join(parts)
+
+
 def message_results(messages: Sequence[dict[str, Any]],
                     parses: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
@@ -136,6 +186,14 @@ def validate_messages(data: Any) -> list[dict[str, Any]]:
                 f"messages[{position}] must be {{\"id\": int, \"text\": str, \"expected\": str}}"
             )
     return data
+
+
+def display_path(path: Path) -> str:
+    """A path inside the project relative to it (as the console shows files), else as is."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def file_sha256(path: Path) -> str:
@@ -271,6 +329,10 @@ def check_inputs(args: argparse.Namespace) -> list[dict[str, Any]] | None:
             raise UnusableInput(f"{label} not found: {path}")
     if args.stories is not None and not args.stories.exists():
         raise UnusableInput(f"stories not found: {args.stories}")
+    args.language_files = language_files(args.language)
+    for code, path in args.language_files.items():
+        if not path.is_file():
+            raise UnusableInput(f"NLU file for language {code} not found: {path}")
     if args.messages is None:
         return None
     try:
@@ -285,6 +347,9 @@ async def evaluate(args: argparse.Namespace, messages: list[dict[str, Any]] | No
     progress(0, "load")
     quiet_rasa()
     nlu_texts, nlu_gold = load_examples(args.nlu)
+    files = args.language_files if hasattr(args, "language_files") \
+        else language_files(args.language)
+    language_examples = {code: load_examples(path) for code, path in files.items()}
     oos_texts = load_examples(args.oos)[0] if args.oos else None
     from rasa.core.agent import Agent
 
@@ -297,15 +362,32 @@ async def evaluate(args: argparse.Namespace, messages: list[dict[str, Any]] | No
         raise UnusableInput(f"cannot load model {args.model}: no processor")
     progress(15, "nlu")
 
-    step = max(1, len(nlu_texts) // 10)
+    # --nlu, then each language's file not already parsed: one progress bar from 15 to 60.
+    todo: dict[Path, Sequence[str]] = {args.nlu.resolve(): nlu_texts}
+    for code, path in files.items():
+        todo.setdefault(path.resolve(), language_examples[code][0])
+    parsed: dict[Path, list[dict[str, Any]]] = {}
+    total = sum(len(texts) for texts in todo.values())
+    step = max(1, total // 10)
+    done_before = 0
+    for key, texts in todo.items():
+        phase = "nlu" if key == args.nlu.resolve() else "languages"
 
-    def nlu_progress(done: int) -> None:
-        if done % step == 0:
-            progress(15 + 45 * done / len(nlu_texts), "nlu")
+        def nlu_progress(done: int, offset: int = done_before, phase: str = phase) -> None:
+            if (offset + done) % step == 0:
+                progress(15 + 45 * (offset + done) / total, phase)
 
-    nlu_parses = await parse_all(agent, nlu_texts, nlu_progress)
+        parsed[key] = await parse_all(agent, texts, nlu_progress)
+        done_before += len(texts)
+
+    nlu_parses = parsed[args.nlu.resolve()]
     nlu = intent_metrics(nlu_gold, [intent_name(parse) for parse in nlu_parses])
     nlu["errors"] = nlu_errors(nlu_texts, nlu_gold, nlu_parses)
+    languages = {}
+    for code, path in files.items():
+        texts, gold = language_examples[code]
+        languages[code] = {"file": display_path(path), "sha256": file_sha256(path),
+                           **language_metrics(texts, gold, parsed[path.resolve()])}
 
     oos = None
     if oos_texts is not None:
@@ -334,6 +416,7 @@ async def evaluate(args: argparse.Namespace, messages: list[dict[str, Any]] | No
         "nlu_sha256": file_sha256(args.nlu),
         "seconds": rounded(time.monotonic() - started),
         "nlu": nlu,
+        "languages": languages,
         "oos": oos,
         "conversations": conversations,
         "messages": message_report,
@@ -349,6 +432,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stories", type=Path, default=None, help="conversation tests (e2e)")
     parser.add_argument("--messages", type=Path, default=None,
                         help='JSON list of {"id", "text", "expected"}')
+    parser.add_argument("--language", action="append", default=None, metavar="LANG=FILE",
+                        help="a held-out NLU file of one language, scored for the report's "
+                             "per-language figures (repeat it; default: "
+                             + ", ".join(f"{code}={path.relative_to(ROOT)}"
+                                         for code, path in DEFAULT_LANGUAGE_FILES.items())
+                             + ", those that exist)")
     parser.add_argument("--progress", action="store_true",
                         help="print `progress evaluate <percent> <phase>` lines")
     args = parser.parse_args(argv)
@@ -381,6 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     partial = report_path.with_suffix(".json.part")
     partial.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     partial.replace(report_path)
+    print(summary_line(report["nlu"], report["languages"]), flush=True)
     progress(100, "done")
     return 0
 

@@ -346,8 +346,12 @@ def annotate_flow(session: Session, *, item_id: int, by: str, project: Path,
                                            example_text=None, item_id=item.id, files=files))
             intent = new_intent.name
         now = utcnow()
+        # The item's decided language (null when it has none, e.g. collected before messages
+        # had one), so a Spanish or German fan's wording is visibly that language's example.
+        language = item.language if item.language and _LANG.match(item.language) else None
         files = training_data.add_example(project, intent=intent, text=example, metadata={
-            "review_item": item.id, "added_by": by, "added_at": now.isoformat(timespec="seconds")})
+            "review_item": item.id, "added_by": by, "added_at": now.isoformat(timespec="seconds"),
+            "language": language})
         session.add(TrainingDataChange(by=by, action="add_example", intent=intent,
                                        example_text=example, item_id=item.id, files=files))
         item.status = ReviewStatus.annotated

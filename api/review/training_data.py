@@ -3,7 +3,8 @@ into the Rasa project in Rasa's own YAML formats.
 
 Everything the console writes goes into files it owns, so hand-written data is never rewritten:
 
-- ``data/nlu/reviewed.yml``: reviewed examples (each with who added it, and from which item);
+- ``data/nlu/reviewed.yml``: reviewed examples (each with who added it, when, from which item
+  and in which language: ``metadata: {review_item, added_by, added_at, language}``);
 - ``data/rules/reviewed.yml``: one rule per operator-created intent (``action_answer``);
 - ``data/answers.reviewed.yml``: those intents' answer texts (read by the action server, which
   reloads it when it changes; ``{fact}`` placeholders come from the venue data);

@@ -208,7 +208,7 @@ def test_detection_uses_triages_own_thresholds_and_skips_payloads():
     decider = LanguageDecider(lambda: _Guesser({
         "hola": {"es": 0.9}, "ok gracias": {"es": 0.7, "en": 0.1}, "la la": {"it": 0.3},
     }))
-    assert decider.detect("hola") == Detection("es", False, 1)  # one word: weak
+    assert decider.detect("hola") == Detection("es", False, 1, "es")  # one word: weak, leans es
     assert decider.detect("ok gracias") == Detection("es", True, 2)
     assert decider.detect("la la") == Detection("it", False, 2)  # low confidence: weak
     assert decider.detect("/greet") is NOTHING
@@ -239,3 +239,18 @@ def test_declared_languages_are_normalised():
     assert declared("es-ES") == "es" and declared("EN_gb") == "en" and declared("de") == "de"
     assert declared("es-419") == "es"
     assert declared("spanish") is None and declared(5) is None and declared("") is None
+
+
+def test_a_weak_first_message_that_leans_clearly_is_answered_in_that_language():
+    decider = LanguageDecider(lambda: _Guesser({
+        "a q hora abre la sala principal": {"es": 0.36, "ca": 0.31, "it": 0.2, "en": 0.05},
+        "hiya x": {"en": 0.3, "es": 0.28, "nl": 0.2},
+    }))
+    spanish = decider.detect("a q hora abre la sala principal")
+    assert not spanish.confident and spanish.leaning == "es"  # Catalan counts as Spanish
+    assert decider.decide(spanish, current=None, hint=None, first=True) == "es"
+    assert decider.decide(spanish, current=None, hint="en", first=True) == "en"  # a hint wins
+    assert decider.decide(spanish, current="de", hint=None, first=False) == "de"  # thread's
+    unclear = decider.detect("hiya x")
+    assert unclear.leaning is None
+    assert decider.decide(unclear, current=None, hint=None, first=True) == "en"

@@ -26,7 +26,7 @@ DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())
 
 # The values the reply builders pass next to the fact sheet (actions/replies.py).
 PER_ANSWER_VALUES = {
-    "day", "weekday", "weekday_cap", "weekday_es", "night_name", "genre", "residents",
+    "day", "weekday", "weekday_cap", "weekday_es", "weekday_de", "night_name", "genre", "residents",
     "ticket_online", "ticket_door", "closing", "event_name", "line_up", "next_open",
     "next_day", "next_name", "first", "last", "item", "when", "description", "contact",
 }
@@ -126,20 +126,20 @@ def test_no_english_left_around_the_facts(language: str) -> None:
 
 @pytest.mark.parametrize(
     ("key", "facts"),
-    [("getting_there", ["Discobus line 3", "Camí de sa Vorera 12"]),
-     ("parking", ["400 spaces"]),
-     ("address", ["Sant Rafel de sa Creu", "15 minutes"]),
-     ("age_id", ["18 años", "passport"]),
+    [("getting_there", ["Discobus línea 3", "Camí de sa Vorera 12"]),
+     ("parking", ["400 plazas"]),
+     ("address", ["Sant Rafel de sa Creu", "15 minutos"]),
+     ("age_id", ["18 años", "pasaporte"]),
      ("dress_code", ["Smart casual"]),
      ("where_to_buy", ["https://aurora-ibiza.example/tickets", "18:00-20:00"]),
      ("early_bird", ["35 euros", "https://aurora-ibiza.example/tickets"]),
      ("lost_eticket", ["My tickets"]),
-     ("name_change", ["48 hours"]), ("refunds", ["14 days"]), ("group_discount", ["10%"]),
-     ("cloakroom_lockers", ["5 euros", "15 euros large"]), ("payments", ["ATM"]),
-     ("water", ["free tap water"]), ("smoking", ["smoking terrace"]),
-     ("photography", ["press accreditation"]), ("first_aid_welfare", ["purple vests"]),
-     ("accessibility", ["72 hours"]), ("bag_policy", ["A4", "5 euros"]),
-     ("re_entry", ["not permitted"]), ("guest_list", ["18:00"]),
+     ("name_change", ["48 horas"]), ("refunds", ["14 días"]), ("group_discount", ["10%"]),
+     ("cloakroom_lockers", ["5 euros", "15 euros la grande"]), ("payments", ["cajero"]),
+     ("water", ["del grifo"]), ("smoking", ["terraza exterior para fumadores"]),
+     ("photography", ["acreditación de prensa"]), ("first_aid_welfare", ["chaleco morado"]),
+     ("accessibility", ["72 horas"]), ("bag_policy", ["A4", "5 euros"]),
+     ("re_entry", ["no está permitida"]), ("guest_list", ["18:00"]),
      ("lost_property_info", ["30 días", "lost@aurora-ibiza.example", "Guardia Civil"]),
      ("artist_booking", ["press@aurora-ibiza.example"]), ("jobs", ["/careers"]),
      ("contact", ["info@aurora-ibiza.example", "+34 971 000 417", "https://aurora-ibiza.example"]),
@@ -210,7 +210,7 @@ def test_spanish_weekday_night_and_prices() -> None:
 
 def test_spanish_a_weekday_we_never_open() -> None:
     [text] = replies.ticket_prices(ctx(IN_SEASON_NOW, "es"), "y el martes?")
-    assert text.startswith("Ese día de la semana cerramos toda la temporada")
+    assert text.startswith("No abrimos ningún martes en toda la temporada")
     assert "Nocturne" in text
 
 
@@ -312,9 +312,10 @@ async def test_spanish_unreachable_contact(off_season_desk) -> None:
     ("key", "facts"),
     [("greet", ["Aurora Ibiza"]), ("thanks", ["gern"]),
      ("request_human", ["Person aus unserem Team"]),
-     ("where_to_buy", ["https://aurora-ibiza.example/tickets", "QR code", "18:00-20:00"]),
-     ("getting_there", ["Discobus line 3", "15 minutes", "400 spaces", "Camí de sa Vorera 12"]),
-     ("age_id", ["18 Jahren", "driving licence"]),
+     ("where_to_buy", ["https://aurora-ibiza.example/tickets", "QR-Code", "18:00-20:00"]),
+     ("getting_there", ["Discobus Linie 3", "15 Minuten", "400 Stellplätzen",
+                        "Camí de sa Vorera 12"]),
+     ("age_id", ["18 Jahren", "Führerschein"]),
      ("dress_code", ["Dresscode: Smart casual"]),
      ("lost_property_info", ["30 Tage", "lost@aurora-ibiza.example", "Guardia Civil"])],
 )
@@ -341,13 +342,13 @@ def test_german_are_you_open() -> None:
 
 def test_german_closed_day_names_the_next_open_night() -> None:
     [text] = replies.are_you_open(ctx(IN_SEASON_NOW, "de"), "habt ihr am 3/8/2027 offen")
-    assert "an diesem Wochentag öffnen wir nie" in text
+    assert "Dienstag ist bei uns immer Ruhetag" in text
     assert "Die nächste Partynacht ist am" in text and "Foam & Fire" in text
 
 
 def test_german_ticket_prices() -> None:
     [friday] = replies.ticket_prices(ctx(IN_SEASON_NOW, "de"), "was kostet casa aurora")
-    assert friday.startswith("An diesem Tag läuft Casa Aurora")
+    assert friday.startswith("Freitags läuft Casa Aurora")
     assert "65 € an der Abendkasse" in friday
     [event] = replies.ticket_prices(ctx(IN_SEASON_NOW, "de"), "was kostet die closing party",
                                     ["closing party"])

@@ -148,3 +148,84 @@ def test_spanish_night_words_at_2am_are_the_running_night_too(spanish: str,
                                   "¿se puede entrar por la mañana?"])
 def test_a_morning_is_not_tomorrow(text: str) -> None:
     assert calendar.resolve(text, THU_AFTERNOON).kind is QueryKind.NONE
+
+
+# --- German: the same days as the English words --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("german", "english", "expected"),
+    [
+        ("heute", "today", dt.date(2026, 11, 26)),
+        ("habt ihr heute offen?", "are you open today?", dt.date(2026, 11, 26)),
+        ("heute Abend", "tonight", dt.date(2026, 11, 26)),
+        ("was läuft heute Nacht?", "what's on tonight?", dt.date(2026, 11, 26)),
+        ("morgen", "tomorrow", dt.date(2026, 11, 27)),
+        ("und morgen Abend?", "and tomorrow night?", dt.date(2026, 11, 27)),
+        ("übermorgen", "the day after tomorrow", dt.date(2026, 11, 28)),
+        ("uebermorgen", "the day after tomorrow", dt.date(2026, 11, 28)),
+        ("diesen Samstag", "this saturday", dt.date(2026, 11, 28)),
+        ("am kommenden Freitag", "this friday", dt.date(2026, 11, 27)),
+        ("nächsten Samstag", "next saturday", dt.date(2026, 12, 5)),
+        ("habt ihr am nächsten Samstag offen?", "are you open next saturday?",
+         dt.date(2026, 12, 5)),
+        ("naechsten Samstag", "next saturday", dt.date(2026, 12, 5)),
+        ("Samstag nächste Woche", "saturday next week", dt.date(2026, 12, 5)),
+        ("nächste Woche Samstag", "next saturday", dt.date(2026, 12, 5)),
+        ("15. August", "15 august", dt.date(2027, 8, 15)),
+        ("was läuft am 15. August 2027?", "what's on 15 august 2027?", dt.date(2027, 8, 15)),
+        ("am 1. Mai", "1 may", dt.date(2027, 5, 1)),
+        ("15.08.2027", "15/08/2027", dt.date(2027, 8, 15)),
+        ("am 15.8.", "15/8", dt.date(2027, 8, 15)),
+        ("Silvester", "New Year's Eve", dt.date(2026, 12, 31)),
+        ("gibt es eine Silvesterparty?", "is there a new year's eve party?",
+         dt.date(2026, 12, 31)),
+        ("Heiligabend", "christmas eve", dt.date(2026, 12, 24)),
+        ("Weihnachten", "christmas", dt.date(2026, 12, 25)),
+        ("Neujahr", "new year's day", dt.date(2027, 1, 1)),
+    ],
+)
+def test_german_dates_resolve_like_the_english_ones(german: str, english: str,
+                                                    expected: dt.date) -> None:
+    de, en = calendar.resolve(german, THU_AFTERNOON), calendar.resolve(english, THU_AFTERNOON)
+    assert de.kind is QueryKind.DATES and en.kind is QueryKind.DATES
+    assert de.days == en.days == (expected,)
+
+
+@pytest.mark.parametrize("german", ["am Wochenende", "was läuft dieses Wochenende?", "Wochenende"])
+def test_the_german_weekend_is_this_weekend(german: str) -> None:
+    assert calendar.resolve(german, THU_AFTERNOON).days == \
+        calendar.resolve("this weekend", THU_AFTERNOON).days
+
+
+@pytest.mark.parametrize(
+    ("text", "weekday"),
+    [("Samstag", "saturday"), ("was kostet es am Samstag?", "saturday"),
+     ("wer legt samstags auf", "saturday"), ("Samstagabend", "saturday"),
+     ("Sonnabend", "saturday"), ("was läuft am Mittwoch", "wednesday"),
+     ("Dienstag?", "tuesday"), ("Freitagnacht", "friday")],
+)
+def test_a_bare_german_weekday_means_the_weekly_night(text: str, weekday: str) -> None:
+    query = calendar.resolve(text, THU_AFTERNOON)
+    assert query.kind is QueryKind.WEEKDAY
+    assert query.weekday == weekday
+
+
+@pytest.mark.parametrize(("german", "english"), [
+    ("heute Abend", "tonight"), ("heute", "today"), ("morgen", "tomorrow"),
+    ("nächsten Samstag", "next saturday"), ("übermorgen", "the day after tomorrow"),
+])
+def test_german_night_words_at_2am_are_the_running_night_too(german: str, english: str) -> None:
+    assert calendar.resolve(german, IN_SEASON_NOW).days == \
+        calendar.resolve(english, IN_SEASON_NOW).days
+
+
+@pytest.mark.parametrize("text", ["guten Morgen!", "habt ihr bis 7 Uhr morgens offen?",
+                                  "kann man am Morgen noch rein?", "jeden Morgen",
+                                  "Einlass um 23.30 Uhr?"])
+def test_a_german_morning_or_time_is_not_a_date(text: str) -> None:
+    assert calendar.resolve(text, THU_AFTERNOON).kind is QueryKind.NONE
+
+
+def test_this_morning_in_german_is_today_not_tomorrow() -> None:
+    assert calendar.resolve("heute Morgen", THU_AFTERNOON).days == (dt.date(2026, 11, 26),)

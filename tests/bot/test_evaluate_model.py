@@ -41,8 +41,9 @@ def parse(intent: str, confidence: float = 0.9) -> dict:
 
 
 def report(per_intent_f1: dict[str, float], messages: list[tuple[int, bool]] | None = None,
-           accuracy: float = 0.9, oos_rate: float | None = 0.8) -> dict:
-    """A minimal evaluate_model report."""
+           accuracy: float = 0.9, oos_rate: float | None = 0.8,
+           languages: dict[str, float] | None = None) -> dict:
+    """A minimal evaluate_model report; ``languages``: accuracy by language code."""
     return {
         "model": "models/bot-x.tar.gz", "model_sha256": "ab", "nlu_file": "t.yml",
         "nlu_sha256": "cd", "seconds": 1.0,
@@ -50,6 +51,10 @@ def report(per_intent_f1: dict[str, float], messages: list[tuple[int, bool]] | N
                 "per_intent": {intent: {"precision": f1, "recall": f1, "f1": f1, "support": 5}
                                for intent, f1 in per_intent_f1.items()},
                 "labels": sorted(per_intent_f1), "confusion": [], "errors": []},
+        "languages": {code: {"file": f"t_{code}.yml", "sha256": "ef", "examples": 4,
+                             "accuracy": value, "macro_f1": value - 0.05, "weighted_f1": value,
+                             "intents": 2, "errors": []}
+                      for code, value in (languages or {}).items()},
         "oos": None if oos_rate is None else {"examples": 10, "caught": 8, "rate": oos_rate},
         "conversations": {"stories": 3, "failed": 0, "failed_names": []},
         "messages": [{"id": id_, "text": "t", "expected": "greet",
@@ -122,6 +127,50 @@ def test_message_results() -> None:
     ]
 
 
+def test_language_metrics_are_the_headline_figures_and_the_errors() -> None:
+    figures = evaluate_model.language_metrics(
+        ["hola", "gracias", "adiós", "qué tal"], ["greet", "thanks", "goodbye", "greet"],
+        [parse("greet"), parse("thanks"), parse("nlu_fallback", 0.4), parse("greet")])
+    assert figures == {
+        "examples": 4, "accuracy": 0.75, "macro_f1": 0.6667, "weighted_f1": 0.75, "intents": 3,
+        "errors": [{"text": "adiós", "expected": "goodbye", "predicted": "nlu_fallback",
+                    "confidence": 0.4}],
+    }
+
+
+def test_language_files_default_to_the_held_out_files_that_exist() -> None:
+    files = evaluate_model.language_files(None)
+    assert list(files) == ["en", "es", "de"]
+    assert files["en"] == ROOT / "tests" / "nlu" / "test_nlu.yml"
+    assert files["es"].name == "test_nlu_es.yml" and files["de"].name == "test_nlu_de.yml"
+    assert all(path.is_file() for path in files.values())
+
+
+def test_language_files_from_the_command_line() -> None:
+    files = evaluate_model.language_files(["ES=a.yml", "de = b.yml", "es=c.yml"])
+    assert files == {"es": Path("c.yml"), "de": Path("b.yml")}  # a later option wins
+    for bad in ("es", "spanish=a.yml", "es=", "=a.yml"):
+        with pytest.raises(evaluate_model.UnusableInput):
+            evaluate_model.language_files([bad])
+
+
+def test_summary_line_names_overall_then_each_language() -> None:
+    line = evaluate_model.summary_line(
+        {"accuracy": 0.976, "macro_f1": 0.98712, "examples": 250},
+        {"es": {"accuracy": 0.9, "macro_f1": 0.85, "examples": 283}})
+    assert line == ("evaluate nlu accuracy=0.9760 macro_f1=0.9871 examples=250 | "
+                    "es accuracy=0.9000 macro_f1=0.8500 examples=283")
+
+
+def test_missing_language_file_exits_2_before_loading_the_model(tmp_path: Path, capsys) -> None:
+    model = tmp_path / "m.tar.gz"
+    model.write_bytes(b"")
+    code = evaluate_model.main(["--model", str(model), "--out", str(tmp_path / "out"),
+                                "--language", f"es={tmp_path / 'none.yml'}"])
+    assert code == 2
+    assert "NLU file for language es not found" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("data", [
     {"id": 1}, [{"id": "1", "text": "t", "expected": "e"}], [{"id": True, "text": "t",
                                                              "expected": "e"}],
@@ -188,20 +237,67 @@ def test_summary_nulls_missing_parts() -> None:
                                         "conversations": None})
     assert summary["oos_rate"] is None and summary["conversations_failed"] is None
     assert summary["accuracy"] == 0.9 and summary["messages_total"] == 0
+    assert summary["languages"] == {}
+
+
+def test_per_language_side_by_side_in_the_bot_s_order() -> None:
+    active = report({}, languages={"de": 0.5, "es": 0.8, "en": 0.9, "fr": 0.7})
+    candidate = report({}, languages={"en": 0.95, "es": 0.75, "de": 0.5, "it": 0.6})
+    rows = compare_models.per_language(active, candidate)
+    assert [row["language"] for row in rows] == ["en", "es", "de", "fr", "it"]
+    assert rows[1] == {"language": "es", "examples": 4,
+                       "active_accuracy": 0.8, "candidate_accuracy": 0.75,
+                       "accuracy_delta": -0.05, "active_macro_f1": 0.75,
+                       "candidate_macro_f1": 0.7, "macro_f1_delta": -0.05}
+    assert rows[2]["accuracy_delta"] == 0.0
+    assert rows[3]["candidate_accuracy"] is None and rows[3]["accuracy_delta"] is None
+    assert rows[4]["active_accuracy"] is None and rows[4]["candidate_accuracy"] == 0.6
+    assert compare_models.summarize(candidate)["languages"]["es"] == {
+        "examples": 4, "accuracy": 0.75, "macro_f1": 0.7}
+    lines = compare_models.language_lines(rows)
+    assert lines[1] == ("language es examples=4 accuracy active=0.8000 candidate=0.7500 "
+                        "delta=-0.0500 macro_f1 active=0.7500 candidate=0.7000")
+    assert "active=n/a" in lines[4]
+    # A report from before languages were scored compares with nulls, not an error.
+    assert compare_models.per_language(report({}), report({})) == []
+    assert [row["active_accuracy"] for row in
+            compare_models.per_language(report({}), candidate)] == [None] * 4
+
+
+def test_gate_summary_ignores_the_language_figures() -> None:
+    """The registry's gate (api/registry/gate.py, pure, no pydantic) reads a report with
+    languages exactly as one without."""
+    spec = importlib.util.spec_from_file_location("registry_gate",
+                                                  ROOT / "api" / "registry" / "gate.py")
+    gate = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = gate
+    spec.loader.exec_module(gate)
+    with_languages = report({"greet": 0.9}, languages={"es": 0.5, "de": 0.1})
+    assert gate.summarise(with_languages) == gate.summarise(report({"greet": 0.9}))
+    summary = gate.summarise(with_languages)
+    assert gate.judge(summary, summary, gate.GatePolicy()).passed
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # matplotlib 3.5 on new pyparsing
-def test_compare_cli_writes_json_and_plots(tmp_path: Path) -> None:
+def test_compare_cli_writes_json_and_plots(tmp_path: Path, capsys) -> None:
     active_path, candidate_path = tmp_path / "a.json", tmp_path / "b.json"
-    active_path.write_text(json.dumps(report({"greet": 0.9, "thanks": 0.7}, [(1, False)])))
+    active_path.write_text(json.dumps(report({"greet": 0.9, "thanks": 0.7}, [(1, False)],
+                                             languages={"en": 0.9, "es": 0.8})))
     candidate_path.write_text(json.dumps(report({"greet": 0.95, "thanks": 0.6}, [(1, True)],
-                                                oos_rate=None)))
+                                                oos_rate=None,
+                                                languages={"en": 0.9, "es": 0.85, "de": 0.7})))
     out = tmp_path / "out"
     assert compare_models.main(["--active", str(active_path), "--candidate",
                                 str(candidate_path), "--out", str(out)]) == 0
     comparison = json.loads((out / "comparison.json").read_text())
-    assert set(comparison) == {"active", "candidate", "per_intent", "newly_correct_messages",
-                               "still_wrong_messages"}
+    assert set(comparison) == {"active", "candidate", "per_intent", "per_language",
+                               "newly_correct_messages", "still_wrong_messages"}
+    assert [(row["language"], row["active_accuracy"], row["candidate_accuracy"])
+            for row in comparison["per_language"]] == [
+        ("en", 0.9, 0.9), ("es", 0.8, 0.85), ("de", None, 0.7)]
+    assert comparison["candidate"]["languages"]["de"]["accuracy"] == 0.7
+    assert "language es examples=4 accuracy active=0.8000 candidate=0.8500" in \
+        capsys.readouterr().out
     assert comparison["newly_correct_messages"] == [1]
     assert comparison["candidate"]["oos_rate"] is None
     for name in ("per_intent_f1.png", "summary.png"):
@@ -227,6 +323,12 @@ def trained_model() -> Path:
     if not model.exists():
         pytest.fail(f"no trained model at {model}: run `make train` first")
     return model
+
+
+def count_examples(path: Path) -> int:
+    return sum(len([line for line in block["examples"].splitlines()
+                    if line.strip().startswith("- ")])
+               for block in yaml.safe_load(path.read_text())["nlu"] if "intent" in block)
 
 
 def count_stories(folder: Path) -> int:
@@ -257,7 +359,7 @@ def test_scores_the_trained_model(tmp_path: Path) -> None:
 
     report_ = json.loads((out / "report.json").read_text())
     assert set(report_) == {"model", "model_sha256", "nlu_file", "nlu_sha256", "seconds", "nlu",
-                            "oos", "conversations", "messages"}
+                            "languages", "oos", "conversations", "messages"}
     assert report_["model"] == str(model) and len(report_["model_sha256"]) == 64
     nlu = report_["nlu"]
     assert nlu["examples"] == sum(item["support"] for item in nlu["per_intent"].values())
@@ -268,6 +370,22 @@ def test_scores_the_trained_model(tmp_path: Path) -> None:
         nlu["confusion"][i][i] for i in range(len(nlu["labels"])))
     assert nlu["accuracy"] >= 0.9, nlu["errors"]
     assert report_["oos"]["examples"] > 0
+    # Every language's held-out file, scored like the overall file (English is that file).
+    languages = report_["languages"]
+    assert list(languages) == ["en", "es", "de"]
+    for code, name in (("en", "test_nlu.yml"), ("es", "test_nlu_es.yml"),
+                       ("de", "test_nlu_de.yml")):
+        figures = languages[code]
+        assert figures["file"] == f"tests/nlu/{name}"
+        assert figures["examples"] == count_examples(ROOT / "tests" / "nlu" / name)
+        assert 0 <= figures["macro_f1"] <= 1 and len(figures["sha256"]) == 64
+        assert len(figures["errors"]) == round(figures["examples"] * (1 - figures["accuracy"]))
+    assert {key: languages["en"][key] for key in ("examples", "accuracy", "macro_f1")} == \
+        {key: nlu[key] for key in ("examples", "accuracy", "macro_f1")}
+    assert languages["es"]["accuracy"] >= 0.8, languages["es"]["errors"]
+    summary = [line for line in result.stdout.splitlines() if line.startswith("evaluate ")]
+    assert len(summary) == 1 and " | es accuracy=" in summary[0] and " | de accuracy=" in \
+        summary[0]
     conversations = report_["conversations"]
     assert conversations["stories"] == count_stories(ROOT / "tests" / "conversations")
     assert conversations["failed"] == 0, conversations["failed_names"]
@@ -286,3 +404,5 @@ def test_scores_the_trained_model(tmp_path: Path) -> None:
     assert compared.returncode == 0, compared.stderr
     comparison = json.loads((tmp_path / "compare" / "comparison.json").read_text())
     assert all(row["delta"] == 0 for row in comparison["per_intent"])
+    assert [row["language"] for row in comparison["per_language"]] == ["en", "es", "de"]
+    assert all(row["accuracy_delta"] == 0 for row in comparison["per_language"])

@@ -105,7 +105,8 @@ def test_every_template_fills_from_the_facts_and_per_night_values() -> None:
     answers = Answers.load(ROOT / "data" / "answers.yml")
     venue = Venue.load(ROOT / "data" / "venue.yml")
     provided = set(venue.template_facts()) | {
-        "day", "weekday", "weekday_cap", "weekday_es", "night_name", "genre", "residents",
+        "day", "weekday", "weekday_cap", "weekday_es", "weekday_de", "night_name", "genre",
+        "residents",
         "ticket_online", "ticket_door", "closing", "event_name", "line_up", "next_open",
         "next_day", "next_name", "first", "last", "item", "when", "description", "contact",
     }

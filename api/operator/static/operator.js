@@ -13,7 +13,7 @@ const state = {
 };
 const POLL_MS = 1000;
 const PLOT_NAMES = {
-  "summary.png": "Accuracy, macro-F1 and out-of-scope caught: active vs candidate",
+  "summary.png": "Accuracy, macro-F1, out-of-scope caught and accuracy per language: active vs candidate",
   "per_intent_f1.png": "F1 per intent: active (grey) vs candidate (blue; red where it fell)",
   "candidate/confusion.png": "Candidate: confusion matrix on the held-out test file",
   "active/confusion.png": "Active: confusion matrix on the held-out test file",
@@ -24,6 +24,7 @@ const REASONS = {
   triage_unneeded: "did not need a person",
 };
 const TRIAGE_REASONS = ["triage_missed", "triage_unneeded"];
+const LANGUAGE_NAMES = { en: "English", es: "Spanish", de: "German" };
 // Triage labels' human names ("medical emergency"), from the page's label choice.
 const LABEL_NAMES = Object.fromEntries([...$("detail-template").content
   .querySelectorAll(".triage-form option")].map((o) => [o.value, o.dataset.name]));
@@ -751,6 +752,7 @@ function renderEvaluation(ev) {
   const revDelta = act && act.reviewed_total ? cand.reviewed_correct - act.reviewed_correct : null;
   tbody.append(compareRow("Reviewed messages right", revText(act), revText(cand), revDelta, 1, 0));
 
+  renderLanguages(ev);
   renderReviewed(ev);
   renderIntents(ev, model);
   renderPlots(ev, model);
@@ -765,6 +767,37 @@ function compareRow(label, a, c, delta, better, digits) {
   if (delta !== null && Math.abs(delta) > 1e-9) d.classList.add(delta * better < 0 ? "drop" : "gain");
   tr.append(cell(a, "num"), cell(c, "num"), d);
   return tr;
+}
+
+// Accuracy (and macro-F1) on each language's held-out file, from the comparison
+// (scripts/compare_models.py `per_language`); read-only.
+function renderLanguages(ev) {
+  const rows = (ev.comparison && ev.comparison.per_language) || [];
+  const figure = (accuracy, f1) => {
+    const td = cell(pct(accuracy), "num");
+    if (f1 !== null && f1 !== undefined) td.append(el("span", "small muted", " · F1 " + dec(f1)));
+    return td;
+  };
+  $("language-table").hidden = rows.length === 0;
+  $("language-empty").hidden = rows.length > 0;
+  $("language-empty").textContent = ev.comparison
+    ? "This comparison has no per-language figures (scored before languages were)."
+    : "No active model to compare with.";
+  $("language-table").querySelector("tbody").replaceChildren(...rows.map((r) => {
+    const tr = el("tr");
+    tr.dataset.language = r.language;
+    const name = el("th", null, (LANGUAGE_NAMES[r.language] || r.language) +
+      (r.examples ? " (" + r.examples + ")" : ""));
+    name.scope = "row";
+    const delta = r.accuracy_delta;
+    const d = cell(delta === null || delta === undefined ? "" : signed(delta, 3), "num delta");
+    if (delta !== null && delta !== undefined && Math.abs(delta) > 1e-9) {
+      d.classList.add(delta < 0 ? "drop" : "gain");
+    }
+    tr.append(name, figure(r.active_accuracy, r.active_macro_f1),
+              figure(r.candidate_accuracy, r.candidate_macro_f1), d);
+    return tr;
+  }));
 }
 
 function renderReviewed(ev) {
