@@ -28,6 +28,8 @@ export DATASETS_DIR
 # CLINC150 benchmark (bench-nlu, bench-nlu-compare).
 -include mk/operator.mk
 -include mk/nlu.mk
+# Answers in the fan's language end to end (bench-language).
+-include mk/language.mk
 
 .PHONY: help run test setup bot-env train validate test-bot test-bot-e2e test-conversations test-nlu \
         crossval lint bench bench-bot clean
