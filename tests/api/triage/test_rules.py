@@ -190,3 +190,13 @@ def test_two_different_cases_are_several(triage: Triage) -> None:
     d = triage.assess_and_decide("can you change the name on my ticket and also send me an "
                                  "invoice")
     assert Trigger.SEVERAL_CASES in d.triggers, d
+
+
+def test_low_confidence_is_the_bots_own_fallback_threshold() -> None:
+    import yaml
+
+    from api.triage.engine import REPO_ROOT
+
+    config = yaml.safe_load((REPO_ROOT / "config.yml").read_text())
+    [fallback] = [c for c in config["pipeline"] if c["name"] == "FallbackClassifier"]
+    assert Policy().low_confidence == fallback["threshold"]
