@@ -18,7 +18,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from . import replies
+from . import calendar, replies
 from .answers import answer_language
 from .desk import Desk, default_desk
 
@@ -125,12 +125,29 @@ class _TextAction(DeskAction):
                   domain: DomainDict) -> list[EventType]:
         ctx = self.context(tracker)
         text = tracker.latest_message.get("text") or ""
+        events = entity_values(tracker, "event_name")
+        if not events and not names_a_night(text, ctx.now):
+            text = with_previous_night(text, tracker, ctx.now)
         if self.uses_event_names:
-            texts = type(self).build(ctx, text, entity_values(tracker, "event_name"))
+            texts = type(self).build(ctx, text, events)
         else:
             texts = type(self).build(ctx, text)
         utter_all(dispatcher, ctx, texts)
         return []
+
+
+def names_a_night(text: str, now) -> bool:
+    return calendar.resolve(text, now).kind is not calendar.QueryKind.NONE
+
+
+def with_previous_night(text: str, tracker: Tracker, now) -> str:
+    """A follow-up that names no night ("and how much is it?" after "are you open tonight?")
+    is about the night the fan's previous message named."""
+    users = [e for e in tracker.events if e.get("event") == "user"]
+    if len(users) < 2:
+        return text
+    previous = users[-2].get("text") or ""
+    return f"{text} ({previous})" if names_a_night(previous, now) else text
 
 
 class ActionWhatsOn(_TextAction):

@@ -202,3 +202,18 @@ def test_the_action_server_registers_exactly_the_domain_actions() -> None:
     executor = ActionExecutor()
     executor.register_package("actions")
     assert set(executor.actions) == set(DOMAIN["actions"])
+
+
+async def test_a_follow_up_price_question_is_about_the_night_just_asked_about(
+        in_season_desk) -> None:
+    """"are you open tonight?" then "how much is it?": tonight's price, not the price list."""
+    alone, _ = await run(bot_actions.ActionTicketPrices(in_season_desk),
+                         make_tracker("how much is the ticket?", "ticket_prices"))
+    follow_up, _ = await run(bot_actions.ActionTicketPrices(in_season_desk), make_tracker(
+        "how much is the ticket?", "ticket_prices",
+        history=[user_event("are you open tonight?", "are_you_open")]))
+    assert follow_up != alone
+    unrelated, _ = await run(bot_actions.ActionTicketPrices(in_season_desk), make_tracker(
+        "how much is the ticket?", "ticket_prices",
+        history=[user_event("is there a dress code", "dress_code")]))
+    assert unrelated == alone
