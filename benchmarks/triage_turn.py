@@ -22,15 +22,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmarks.triage_fresh import percentile
+
 ROOT = Path(__file__).resolve().parents[1]
 MESSAGES = ["what time do doors open tonight?", "how much are tickets for saturday",
             "is there a dress code", "can i bring a bag", "how do i get there from ibiza town",
             "do you have lockers", "who is playing on friday", "is there parking"]
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class SemanticFirst:
