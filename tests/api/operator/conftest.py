@@ -12,7 +12,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[3]
 # What `rasa train` and the action server read; the copy gets exactly these.
 PROJECT_FILES = ("config.yml", "domain.yml", "credentials.yml", "endpoints.yml")
-PROJECT_DIRS = ("data",)
+PROJECT_DIRS = ("data", "bot")  # bot/: the custom NLU component config.yml names
 SMALL_EPOCHS = 40  # enough for this data to be usable, a fraction of config.yml's training time
 
 
