@@ -58,7 +58,7 @@ setup: bot-env $(if $(wildcard mk/api.mk),api-env npm-assets)
 
 # Trains only when config.yml, domain.yml or the Rasa data changed (scripts/bot_model.py).
 train: bot-env
-	@python3 scripts/bot_model.py ensure --rasa $(RASA)
+	@$(STAGE) "train the bot" -- python3 scripts/bot_model.py ensure --rasa $(RASA)
 
 validate: bot-env
 	@$(STAGE) "rasa data validate" --log var/logs/validate.log -- \

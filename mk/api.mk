@@ -45,10 +45,11 @@ test-api: api-env npm-assets chromium services train train-triage
 	$(MAKE) --no-print-directory test-api-sqlite test-api-postgres
 
 test-api-sqlite:
-	SWITCHBOARD_TEST_DB=sqlite $(API_PYTEST) -q
+	@$(STAGE) "switchboard tests (SQLite)" -- env SWITCHBOARD_TEST_DB=sqlite $(API_PYTEST) -q
 
 test-api-postgres:
-	SWITCHBOARD_TEST_DB=postgresql $(API_PYTEST) -q -m "not rasa and not browser"
+	@$(STAGE) "switchboard tests (PostgreSQL)" -- env SWITCHBOARD_TEST_DB=postgresql \
+	  $(API_PYTEST) -q -m "not rasa and not browser"
 
 # Migrate the database DATABASE_URL points at (default: SQLite under var/).
 db-upgrade: api-env

@@ -11,8 +11,8 @@ GOEMOTIONS_DEV := data/triage/goemotions/dev.tsv
 # when their data, training code or config changed (the stamps in their meta files).
 # Deterministic: the same data gives the same models and the same figures.
 train-triage: api-env
-	@$(TRIAGE_PY) -m api.triage.train
-	@$(TRIAGE_PY) -m api.triage.semantic_train
+	@$(STAGE) "train triage (emotion)" -- $(TRIAGE_PY) -m api.triage.train
+	@$(STAGE) "train triage (semantic)" -- $(TRIAGE_PY) -m api.triage.semantic_train
 
 # Pure tests of the trained model, the patterns and the rules.
 test-triage: train-triage
