@@ -19,7 +19,7 @@ training example has them):
   each token on its own (cached per process), the closest a sentence encoder gets to word
   vectors; `zeros` gives DIET a placeholder only.
 
-The encoder is loaded once per process (about a second, ~100 MB) and shared by every model the
+The encoder is loaded once per process (about a second, ~120 MB) and shared by every model the
 process loads; training data is encoded in batches. Nothing is trained, so nothing is stored in
 the model archive except this config.
 """
@@ -172,10 +172,15 @@ class UniversalSentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         return training_data
 
     def process(self, messages: list[Message]) -> list[Message]:
-        """Featurizes incoming messages (text, and action text for end-to-end policies)."""
+        """Featurizes incoming messages (text, and action text for end-to-end policies).
+
+        A message the tokenizer saw is featurized even when its text is empty (Rasa strips
+        "   " to "" and still gives it one empty token): a classifier that reads sentence
+        features (LogisticRegressionClassifier) needs the same columns for every message.
+        """
         for attribute in (TEXT, ACTION_TEXT):
-            self._featurize([m for m in messages
-                             if m.get(attribute) and m.get(TOKENS_NAMES[attribute])], attribute)
+            self._featurize([m for m in messages if m.get(attribute) is not None
+                             and m.get(TOKENS_NAMES[attribute])], attribute)
         return messages
 
     def _featurize(self, messages: list[Message], attribute: str) -> None:

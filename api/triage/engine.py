@@ -74,7 +74,7 @@ CARE_LABELS = frozenset({"personal", "safety"})
 class Policy:
     """Thresholds of the non-safety triggers (safety always hands off)."""
 
-    low_confidence: float = 0.6  # = config.yml's FallbackClassifier threshold (a test checks)
+    low_confidence: float = 0.55  # = config.yml's FallbackClassifier threshold (a test checks)
     fallback_streak: int = 2  # fallback / low confidence this many turns in a row
     repeat_ratio: float = 0.8  # difflib ratio to a recent message that counts as repeating
     repeat_overlap: float = 0.9  # share of the shorter message's words found in the other

@@ -124,3 +124,9 @@ nlu:
     assert asyncio.run(intent("ich habe mein Handy verloren")) == "lost_property"
     assert asyncio.run(intent("¿a qué hora abrís?")) == "opening_hours"
 
+
+
+def test_an_empty_message_still_gets_features() -> None:
+    # Rasa strips "   " to "" and the tokenizer still gives it one empty token.
+    [message] = featurizer().process(tokenized(""))
+    assert message.get_dense_features(TEXT)[1].features.shape == (1, DIMENSIONS)

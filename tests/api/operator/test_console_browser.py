@@ -39,9 +39,9 @@ SHOTS = Path(os.environ.get("OPERATOR_SCREENSHOTS") or "/tmp/operator-screenshot
 
 # Compliments about the line-up: no intent covers them, and the baseline falls back on each of
 # these wordings (checked by hand: nlu_fallback, the best intent under config.yml's threshold;
-# "the lineup this year is insane" and "omg what a lineup 🔥" are not among them — the baseline
-# takes them for whats_on).
-COMPLIMENTS = ("this lineup is sick, cant wait", "love the lineup so much",
+# "this lineup is sick, cant wait", "the lineup this year is insane" and "omg what a lineup 🔥" are
+# not among them — the baseline takes them for whats_on).
+COMPLIMENTS = ("the artists you picked this summer are unreal", "love the lineup so much",
                "best lineup ever")
 NEW_INTENT = "lineup_compliment"
 ANSWER = "Glad you're excited! See you on the dance floor at {venue_name} 🌅"
