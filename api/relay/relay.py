@@ -187,7 +187,7 @@ class Relay:
             return False
         self.turns += 1
         extra = {}
-        verdict = await meaning if meaning is not None else None
+        verdict = await _meaning_or_none(meaning, msg.id)
         if assessment is not None and verdict is not None:
             assessment = assessment.with_meaning(verdict)
         if assessment is not None:
@@ -199,3 +199,15 @@ class Relay:
         if handoff is not None:
             handoff.alert(stored.alert)
         return stored.more_pending
+
+
+async def _meaning_or_none(task: asyncio.Task | None, message_id: int):
+    """The semantic layer's verdict; a failure of the layer must not lose the bot's answer (the
+    patterns, emotion and rules still decide)."""
+    if task is None:
+        return None
+    try:
+        return await task
+    except Exception:
+        log.exception("message %s: semantic layer failed; deciding without it", message_id)
+        return None

@@ -116,3 +116,16 @@ async def test_concurrent_same_conversation_is_serialised(harness, fake_rasa):
     sent = [c["message"] for c in fake_rasa.calls]
     stored = [m.text for m in _incoming(harness)]
     assert sent == stored  # Rasa saw them in the order they were stored
+
+
+async def test_a_failing_semantic_layer_does_not_lose_the_bots_answer(harness, fake_rasa,
+                                                                     pattern_triage,
+                                                                     monkeypatch):
+    def broken(text):
+        raise RuntimeError("encoder broke")
+
+    monkeypatch.setattr(pattern_triage, "meaning", broken)
+    r = await harness.client.post(URL, json={"sender": "flo", "message": "hello there"})
+    assert r.json() == [{"recipient_id": "flo", "text": "echo: hello there"}]
+    assert _incoming(harness)[0].relay_status == RelayStatus.answered
+    assert fake_rasa.turns_for("rest-flo") == 1
