@@ -318,12 +318,8 @@ def annotate_flow(session: Session, *, item_id: int, by: str, project: Path,
     The example is the operator's (redacted) text; personal data still in it stops the
     annotation unless the operator confirms it is not personal."""
     item = _item(session, item_id)
-    example = training_data.example_text(text if text is not None else item.text)
-    links = session.scalars(select(ReviewMessage.conversation_id)
-                            .where(ReviewMessage.item_id == item.id)).all()
-    findings = pii.find(example, _known_names(session, links))
-    if findings and not confirm_no_personal_data:
-        raise PersonalData(findings)
+    example = _cleared_example(session, item, training_data.example_text(
+        text if text is not None else item.text), confirm_no_personal_data)
     with training_data.WRITE_LOCK:
         # Every refusal comes before the first file is touched.
         target = new_intent.name if new_intent is not None else intent
@@ -373,12 +369,8 @@ def triage_flow(session: Session, *, item_id: int, by: str, project: Path, label
         raise training_data.TrainingDataError(
             "only messages staff marked as \"should have come to a person\" or \"did not need "
             "a person\" go into the triage data")
-    example = triage_data.example_text(text if text is not None else item.text)
-    links = session.scalars(select(ReviewMessage.conversation_id)
-                            .where(ReviewMessage.item_id == item.id)).all()
-    findings = pii.find(example, _known_names(session, links))
-    if findings and not confirm_no_personal_data:
-        raise PersonalData(findings)
+    example = _cleared_example(session, item, triage_data.example_text(
+        text if text is not None else item.text), confirm_no_personal_data)
     language = next((x for x in (lang, item.language) if x and _LANG.match(x)), default_language)
     with training_data.WRITE_LOCK:
         # Every refusal comes before the first file is touched.
@@ -485,3 +477,15 @@ def export(session: Session, *, status: str | None = None) -> list[dict[str, Any
                     "annotated_by": r.annotated_by,
                     "last_seen_at": r.last_seen_at.isoformat() if r.last_seen_at else None})
     return out
+
+
+def _cleared_example(session: Session, item: ReviewItem, example: str,
+                     confirm_no_personal_data: bool) -> str:
+    """The example, unless personal data is still in it and the operator has not confirmed it
+    is not personal (PersonalData, with the spans, for the console)."""
+    links = session.scalars(select(ReviewMessage.conversation_id)
+                            .where(ReviewMessage.item_id == item.id)).all()
+    findings = pii.find(example, _known_names(session, links))
+    if findings and not confirm_no_personal_data:
+        raise PersonalData(findings)
+    return example
