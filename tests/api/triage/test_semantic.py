@@ -99,7 +99,8 @@ def test_semantic_training_is_deterministic(tmp_path: Path) -> None:
     (nlu / "a.yml").write_text('version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n'
                                "    - hi\n    - hey [friday](weekday)\n", encoding="utf-8")
     cfg = SemanticConfig(folds=2)
-    metas = [train(tmp_path / f"m{i}", cfg=cfg, data_dir=data, nlu_dir=nlu, quiet=True)
+    metas = [train(tmp_path / f"m{i}", cfg=cfg, data_dir=data, nlu_dir=nlu, chatter=None,
+                   quiet=True)
              for i in (1, 2)]
     assert metas[0] == metas[1]
     a, b = (np.load(tmp_path / f"m{i}" / MODEL_FILE) for i in (1, 2))
