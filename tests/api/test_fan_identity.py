@@ -20,6 +20,7 @@ from tests.api.test_webchat import Widget
 URL = "/webhooks/rest/webhook"
 SHARED = "backend-shared-secret-0123456789"
 JWT_KEY = "fan-token-signing-key-0123456789"
+OTHER_KEY = "another-signing-key-0123456789-abcdef"
 
 
 def _incoming(services) -> list[Message]:
@@ -48,7 +49,7 @@ async def test_rest_outside_local_mode_needs_a_credential(closed_harness, fake_r
     body = {"sender": "noor-fan", "message": "hello"}
     for headers in ({}, {"authorization": "Bearer wrong-secret"},
                     {"authorization": "Basic " + SHARED},
-                    {"authorization": "Bearer " + _token("ana", key="another-signing-key-0123456789-abcdef")},
+                    {"authorization": "Bearer " + _token("ana", key=OTHER_KEY)},
                     {"authorization": "Bearer " + _token("ana", ttl=-60)},
                     {"authorization": "Bearer " + jwt.encode({"sub": "ana"}, JWT_KEY)}):  # no exp
         r = await c.post(URL, json=body, headers=headers)
@@ -256,3 +257,37 @@ async def test_long_messenger_text_bot_reads_its_start(messenger_harness, fake_r
     n = run_db(messenger_harness.services, lambda s: s.scalar(
         select(func.count()).select_from(Message).where(Message.text.like("Sorry, I can only%"))))
     assert n == 0  # not "I can only read text messages"
+
+
+def test_migration_0008_moves_fans_ids_and_keeps_ours(database_url):
+    """An existing database: fans' ids move to fan_message_id, our sends' mids stay."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from api.migrations.config import alembic_config
+
+    cfg = alembic_config(database_url)
+    command.downgrade(cfg, "0006")
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO fans (id, created_at) VALUES (1, CURRENT_TIMESTAMP)"))
+            conn.execute(text("INSERT INTO channel_identities (id, fan_id, channel, external_id, "
+                              "created_at) VALUES (1, 1, 'rest', 'ana', CURRENT_TIMESTAMP)"))
+            conn.execute(text("INSERT INTO conversations (id, fan_id, identity_id, channel, "
+                              "status, reasons, version, created_at, updated_at) VALUES "
+                              "(1, 1, 1, 'rest', 'bot', '[]', 1, CURRENT_TIMESTAMP, "
+                              "CURRENT_TIMESTAMP)"))
+            for uid, kind, sender, mid in (("a" * 32, "incoming", "fan", "1"),
+                                           ("b" * 32, "outgoing", "bot", "m_ours")):
+                conn.execute(text(
+                    "INSERT INTO messages (uid, conversation_id, channel, kind, sender_type, "
+                    "channel_message_id, relay_attempts, created_at) VALUES "
+                    f"('{uid}', 1, 'rest', '{kind}', '{sender}', '{mid}', 0, CURRENT_TIMESTAMP)"))
+        command.upgrade(cfg, "head")
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT kind, channel_message_id, fan_message_id "
+                                     "FROM messages ORDER BY id")).all()
+        assert [tuple(r) for r in rows] == [("incoming", None, "1"), ("outgoing", "m_ours", None)]
+    finally:
+        engine.dispose()
