@@ -47,6 +47,11 @@ TEXT_ONLY_REPLY = {
 }
 
 
+# Rasa's intent-command prefix (rasa.shared.constants.INTENT_MESSAGE_PREFIX), and what keeps a
+# fan's own "/..." text from being read as one (Rasa strips whitespace, not U+2060).
+COMMAND_PREFIX = "/"
+WORD_JOINER = "\u2060"
+
 # Intents meaning the bot did not understand the message.
 NOT_UNDERSTOOD = frozenset({"nlu_fallback", "out_of_scope"})
 
@@ -116,6 +121,7 @@ class PendingTurn:
     claimed: bool = False  # this attempt is already counted: call Rasa straight away
     history: tuple[HistoryTurn, ...] = ()  # the fan's previous messages, oldest first
     language: str | None = None  # decided when the message was stored (metadata.language)
+    command: bool = False  # a pressed button's payload: reaches Rasa as an intent command
 
 
 def out_ref(msg: Message) -> OutgoingRef:
@@ -156,20 +162,23 @@ def receive_fan_message(
     channel: Channel,
     external_id: str,
     text: str | None,
-    channel_message_id: str | None = None,
+    fan_message_id: str | None = None,
     declared_language: str | None = None,
     languages: LanguageDecider | None = None,
     payload: dict[str, Any] | None = None,
     relay_status: RelayStatus | None = None,
     dedup_window_s: float = 0.0,
+    pressed: str | None = None,
+    start_commands: frozenset[str] = frozenset(),
 ) -> Received:
     """Store a fan's message before anything else happens; decide its language (``languages``;
-    ``declared_language`` is the client's hint) and whether the bot gets it."""
+    ``declared_language`` is the client's hint), whether the bot gets it, and whether it reaches
+    Rasa as a command (:func:`command_of`)."""
     conversation, _ = conversations.open_for(
         session=session, channel=channel, external_id=external_id, language=declared_language
     )
     if (
-        channel_message_id is None
+        fan_message_id is None
         and dedup_window_s > 0
         and _recent_duplicate(session, conversation.id, text, dedup_window_s)
     ):
@@ -178,11 +187,15 @@ def receive_fan_message(
         return Received(ConversationRef.of(conversation), None)
     if not text and relay_status is None:
         relay_status = RelayStatus.skipped
+    command = command_of(session, conversation.id, text, pressed=pressed,
+                         start_commands=start_commands)
+    if command is not None:
+        payload = {**(payload or {}), "command": command}
     msg = conversations.add_fan_message(
         session=session,
         conversation=conversation,
         text=text,
-        channel_message_id=channel_message_id,
+        fan_message_id=fan_message_id,
         payload=payload,
         relay_status=relay_status,
     )
@@ -209,6 +222,44 @@ def receive_fan_message(
         replies=[out_ref(r) for r in replies],
         held=msg.relay_status == RelayStatus.held and bool(text),
     )
+
+
+def looks_like_command(text: str | None) -> bool:
+    """Whether Rasa would read ``text`` as an intent command ("/request_human{...}"): its
+    RegexMessageHandler strips the text and looks for a leading "/"."""
+    return bool(text) and text.strip().startswith(COMMAND_PREFIX)
+
+
+def command_of(session: Session, conversation_id: int, text: str | None, *,
+               pressed: str | None = None,
+               start_commands: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+    """``{"title"}`` when a fan message that looks like a command may reach Rasa as one: the
+    channel says a button was pressed (``pressed``: Messenger quick replies and postbacks, with
+    the button's title), it is a start command of the channel (the widget's ``/greet``), or it is
+    the payload of a button the bot or the desk offered in this conversation. Anything else is
+    the fan's own text (:func:`rasa_text`)."""
+    if not looks_like_command(text):
+        return None
+    if pressed is not None:
+        return {"title": pressed[:200] or None}
+    if text.strip() in start_commands:
+        return {"title": None}
+    button = conversations.offered_button(session=session, conversation_id=conversation_id,
+                                          payload=text.strip())
+    if button is None:
+        return None
+    return {"title": str(button.get("title") or "")[:200] or None}
+
+
+def rasa_text(turn: PendingTurn, max_chars: int) -> str:
+    """What Rasa receives for a fan message: a command as it is; the fan's own text that starts
+    with "/" behind a word joiner (invisible, not whitespace), so Rasa reads it with NLU instead
+    of as an intent command; at most ``max_chars`` characters (a long Messenger text is triaged
+    whole, the bot reads its start)."""
+    text = turn.text[:max_chars]
+    if not turn.command and looks_like_command(text):
+        return WORD_JOINER + text
+    return text
 
 
 def decide_language(session: Session, conversation: Conversation, msg: Message,
@@ -255,7 +306,12 @@ def pending_turns(
 def _pending(row: Message, *, claimed: bool = False,
              history: tuple[HistoryTurn, ...] = ()) -> PendingTurn:
     return PendingTurn(row.id, row.uid, row.text or "", row.relay_attempts, row.next_relay_at,
-                       claimed, history, row.language)
+                       claimed, history, row.language, is_command(row))
+
+
+def is_command(row: Message) -> bool:
+    """Whether a stored fan message is a pressed button's payload (see :func:`command_of`)."""
+    return isinstance(row.payload, dict) and "command" in row.payload
 
 
 def fan_history(session: Session, *, conversation_id: int, before_id: int,
@@ -294,7 +350,8 @@ def claim_next_turn(
     due = head.next_relay_at is None or head.next_relay_at <= utcnow()
     if head.attempts > 0 or not due:
         return conversation, PendingTurn(head.id, head.uid, head.text, head.attempts,
-                                         head.next_relay_at, False, past, head.language)
+                                         head.next_relay_at, False, past, head.language,
+                                         head.command)
     msg = session.get(Message, head.id)
     msg.relay_attempts += 1
     session.commit()

@@ -128,6 +128,10 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
             log.info("Messenger on (Graph URL %s)", settings.messenger_graph_url)
         else:
             log.warning("Messenger off: %s not set", ", ".join(settings.messenger_missing))
+        if not settings.is_local and not (settings.rest_shared_secret
+                                          or settings.rest_jwt_secret):
+            log.warning("REST channel closed (every call 401): set REST_SHARED_SECRET or "
+                        "REST_JWT_SECRET")
         await services.handoff.start(timers=timers)
         await services.relay.start()
         await services.stream.start()

@@ -78,6 +78,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=256 * 1024, validation_alias="MAX_BODY_BYTES")
     max_message_chars: int = Field(default=4000, validation_alias="MAX_MESSAGE_CHARS")
     webchat_dedup_s: float = Field(default=2.0, validation_alias="WEBCHAT_DEDUP_S")
+    # Commands web chat takes without the bot having offered them (a JSON list): fan.js's
+    # initPayload.
+    webchat_start_commands: list[str] = Field(
+        default=["/greet"], validation_alias="WEBCHAT_START_COMMANDS"
+    )
+    # REST channel credentials (api/channels/rest/auth.py), one required outside local mode:
+    # a trusted backend's shared secret (it names the sender), or the HS256 key of fans' JWTs
+    # (their `sub` names the sender), both sent as `Authorization: Bearer ...`.
+    rest_shared_secret: str | None = Field(default=None, validation_alias="REST_SHARED_SECRET")
+    rest_jwt_secret: str | None = Field(default=None, validation_alias="REST_JWT_SECRET")
 
     # Triage (api/triage/): loaded once at startup, in a worker thread.
     triage_model_dir: Path = Field(
@@ -139,6 +149,12 @@ class Settings(BaseSettings):
         for name in ("messenger_app_secret", "messenger_verify_token", "messenger_page_token"):
             value = getattr(self, name)
             if value is not None and value.strip().lower() in PLACEHOLDER_SECRETS:
+                bad.append(name.upper())
+        # An HS256 key needs 256 bits (RFC 7518 3.2); a shared secret as much as the token one.
+        for name, shortest in (("rest_shared_secret", 16), ("rest_jwt_secret", 32)):
+            value = getattr(self, name)
+            if value is not None and (value.strip().lower() in PLACEHOLDER_SECRETS
+                                      or len(value.strip()) < shortest):
                 bad.append(name.upper())
         if bad:
             raise ValueError(

@@ -237,7 +237,7 @@ class Bench:
         with self.services.db.session() as session:
             message = session.scalars(select(Message).where(
                 Message.kind == MessageKind.incoming,
-                Message.channel_message_id == channel_message_id)).first()
+                Message.fan_message_id == channel_message_id)).first()
             if message is None or str(message.channel) != channel:
                 return None
             return (message.language, message.intent, str(message.relay_status),

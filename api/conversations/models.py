@@ -111,6 +111,10 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("channel", "channel_message_id"),
+        # A fan's message id is theirs alone: one client's "1" never drops another fan's message.
+        # A conversation belongs to one channel identity, so this is per (channel, fan, id).
+        Index("uq_messages_conversation_id_fan_message_id", "conversation_id", "fan_message_id",
+              unique=True),
         Index("ix_messages_conversation_relay", "conversation_id", "relay_status"),
     )
 
@@ -126,8 +130,12 @@ class Message(Base):
     text: Mapped[str | None] = mapped_column(Text)
     # buttons / image / attachments / activity details, channel-neutral
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    # The channel's own id (Messenger mid, a client-supplied id): duplicates are dropped on it.
+    # The id the channel gave a message we sent (Messenger mid of a reply, or of a staff reply
+    # from Meta's inbox): Meta's ids are global, so unique per channel.
     channel_message_id: Mapped[str | None] = mapped_column(String(255))
+    # The id a fan's message came with (REST metadata.message_id, web chat message_id, Messenger
+    # mid): a repeat of it in the same conversation is dropped as a duplicate.
+    fan_message_id: Mapped[str | None] = mapped_column(String(255))
     reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
 
     relay_status: Mapped[RelayStatus | None] = mapped_column(enum_column(RelayStatus))

@@ -215,6 +215,18 @@ def find_by_channel_message_id(
     )
 
 
+def find_fan_message(
+    *, session: Session, conversation_id: int, fan_message_id: str
+) -> Message | None:
+    """A fan message of this conversation already stored under its id (for de-duplication):
+    ids are the fan's own, so another fan's "1" is a different message."""
+    return session.scalar(
+        select(Message).where(
+            Message.conversation_id == conversation_id, Message.fan_message_id == fan_message_id
+        )
+    )
+
+
 # A fan who writes again this soon after a resolve is picking up the same thread.
 CONTINUITY_WINDOW = dt.timedelta(minutes=30)
 
@@ -243,17 +255,17 @@ def add_fan_message(
     session: Session,
     conversation: Conversation,
     text: str | None,
-    channel_message_id: str | None = None,
+    fan_message_id: str | None = None,
     payload: dict[str, Any] | None = None,
     relay_status: RelayStatus | None = None,
 ) -> Message | None:
-    """Store an incoming fan message; ``None`` when the channel id was seen before.
+    """Store an incoming fan message; ``None`` when its id was seen before in this conversation.
 
     Decides the bot path from the conversation state: ``bot`` relays, ``resolved`` reopens to
     ``bot`` first, ``queued``/``assigned`` hold the message for the person who owns it.
     """
-    if channel_message_id is not None and find_by_channel_message_id(
-        session=session, channel=conversation.channel, channel_message_id=channel_message_id
+    if fan_message_id is not None and find_fan_message(
+        session=session, conversation_id=conversation.id, fan_message_id=fan_message_id
     ):
         return None
     if conversation.status == ConversationStatus.resolved and relay_status is None:
@@ -271,10 +283,10 @@ def add_fan_message(
         sender_type=SenderType.fan,
         text=text,
         payload=payload,
-        channel_message_id=channel_message_id,
+        fan_message_id=fan_message_id,
         relay_status=relay_status,
     )
-    if channel_message_id is None:  # nothing unique to collide on: no savepoint needed
+    if fan_message_id is None:  # nothing unique to collide on: no savepoint needed
         session.add(msg)
         session.flush()
     else:
@@ -296,6 +308,28 @@ def add_fan_message(
               {"message_id": msg.id, "kind": "incoming", "sender": "fan"}),
     )
     return msg
+
+
+# How far back a button the bot offered still counts when the fan presses it.
+OFFERED_LOOKBACK = 50
+
+
+def offered_button(
+    *, session: Session, conversation_id: int, payload: str
+) -> dict[str, Any] | None:
+    """The button or quick reply (``{"title", "payload"}``) the bot or the desk offered in this
+    conversation whose payload is ``payload``, newest first; None when nobody offered it."""
+    rows = session.scalars(
+        select(Message.payload)
+        .where(Message.conversation_id == conversation_id, Message.kind == MessageKind.outgoing)
+        .order_by(Message.id.desc())
+        .limit(OFFERED_LOOKBACK)
+    )
+    for stored in rows:
+        for button in (stored or {}).get("buttons") or []:
+            if isinstance(button, dict) and button.get("payload") == payload:
+                return button
+    return None
 
 
 def add_reply(

@@ -151,11 +151,17 @@ def context(session: Session, *, conversation_id: int, staff_id: int,
     names = {s.id: s for s in session.scalars(select(Staff))}
     transcript = []
     for m in conversations.transcript(session=session, conversation_id=c.id):
-        if m.kind == MessageKind.incoming and m.text and m.text.startswith("/"):
-            continue  # the widget's payloads (/greet)
+        text = activity_text(m, c, names)
+        command = (m.payload or {}).get("command") if m.kind == MessageKind.incoming else None
+        if isinstance(command, dict):
+            # A pressed button reads as its title; the widget's start command (/greet) is
+            # nothing the fan did. Any other "/..." is what the fan wrote, shown as written.
+            if not command.get("title"):
+                continue
+            text = command["title"]
         transcript.append({
             "id": m.id, "kind": m.kind.value, "sender_type": m.sender_type.value,
-            "sender": _sender(m, names), "text": activity_text(m, c, names),
+            "sender": _sender(m, names), "text": text,
             "created_at": m.created_at.isoformat(),
             "language": m.language,  # a fan message's decided language
             "flagged": False,

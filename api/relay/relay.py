@@ -166,7 +166,9 @@ class Relay:
                     attempts += 1
                 await deliverer.typing(conversation=conv)
                 turn = await self.rasa.turn(
-                    sender=conv.rasa_sender_id, text=msg.text, metadata=metadata
+                    sender=conv.rasa_sender_id,
+                    text=flows.rasa_text(msg, self.settings.max_message_chars),
+                    metadata=metadata,
                 )
         except RasaError as exc:
             if meaning is not None:

@@ -149,7 +149,7 @@ def _turn_done(services, mid: str) -> int | None:
     ran or a person holds the thread, and every reply went out), else None."""
 
     def check(s):
-        incoming = s.scalars(select(Message).where(Message.channel_message_id == mid)).first()
+        incoming = s.scalars(select(Message).where(Message.fan_message_id == mid)).first()
         if incoming is None or incoming.relay_status in (None, RelayStatus.pending):
             return None
         outgoing = s.scalars(select(Message).where(
@@ -218,7 +218,7 @@ async def test_spanish_fan_on_messenger_answered_in_spanish_and_handed_to_a_span
     assert "Tom" not in handoff_text
 
     def thread(s):
-        first = s.scalars(select(Message).where(Message.channel_message_id == "m-es-1")).one()
+        first = s.scalars(select(Message).where(Message.fan_message_id == "m-es-1")).one()
         conversation = s.get(Conversation, first.conversation_id)
         fan = s.scalars(select(Message).where(
             Message.conversation_id == conversation.id,

@@ -159,7 +159,7 @@ async def test_standby_delivery_read_recorded_without_replies(messenger_harness,
     assert len(fake_graph.calls) == calls_before and len(fake_rasa.calls) == 1
 
     def check(s):
-        standby = s.scalars(select(Message).where(Message.channel_message_id == "m-standby")).one()
+        standby = s.scalars(select(Message).where(Message.fan_message_id == "m-standby")).one()
         assert standby.relay_status == RelayStatus.standby
         out = s.scalars(select(Message).where(Message.channel_message_id == out_mid)).one()
         assert out.delivery_status == DeliveryStatus.delivered

@@ -52,7 +52,6 @@ async def receive(request: Request, services: ServicesDep) -> PlainTextResponse:
         service.handle_payload,
         payload=payload,
         app_id=services.settings.messenger_app_id,
-        max_chars=services.settings.max_message_chars,
         languages=services.languages,
     )
     log.info("messenger webhook: %s", outcome.counts)

@@ -71,7 +71,7 @@ def _ms(value: Any) -> dt.datetime | None:
 
 def handle_event(
     session: Session, *, source: str, ev: dict[str, Any], outcome: WebhookOutcome,
-    app_id: str | None, max_chars: int, languages: LanguageDecider | None = None,
+    app_id: str | None, languages: LanguageDecider | None = None,
 ) -> None:
     """Record one webhook event; note conversations that now need the bot. Messenger declares
     no language: the fan's words decide (``languages``)."""
@@ -81,7 +81,7 @@ def handle_event(
         _echo(session, ev, message, outcome, app_id)
         return
     if message is not None or isinstance(ev.get("postback"), dict):
-        _fan_message(session, ev, message, standby, outcome, max_chars, languages)
+        _fan_message(session, ev, message, standby, outcome, languages)
         return
     if isinstance(ev.get("delivery"), dict):
         _delivery(session, ev["delivery"], outcome)
@@ -93,18 +93,24 @@ def handle_event(
     log.info("messenger: ignoring event with keys %s", sorted(ev)[:8])
 
 
-def _fan_message(session, ev, message, standby, outcome, max_chars, languages) -> None:
+def _fan_message(session, ev, message, standby, outcome, languages) -> None:
+    """A fan's message or postback. A quick reply's or postback's payload is a pressed button
+    (``pressed``: its title, what staff see); typed text is the fan's own words, whatever it
+    starts with. A text over MAX_MESSAGE_CHARS cannot be refused (a webhook): it is stored and
+    triaged whole, and the bot reads its start (flows.rasa_text)."""
     psid = _psid(ev, "sender")
     if psid is None:
         outcome.count("invalid")
         return
     payload: dict[str, Any] = {}
+    pressed = None
     if message is not None:
         mid = message.get("mid")
         text = message.get("text") if isinstance(message.get("text"), str) else None
         qr = message.get("quick_reply")
         if isinstance(qr, dict) and isinstance(qr.get("payload"), str):
             payload["quick_reply"] = qr["payload"][:1000]
+            pressed = clean_text(text or "")
             text = qr["payload"]
         if isinstance(message.get("attachments"), list):
             payload["attachments"] = [
@@ -114,24 +120,25 @@ def _fan_message(session, ev, message, standby, outcome, max_chars, languages) -
     else:
         pb = ev["postback"]
         mid = pb.get("mid") or f"postback:{psid}:{ev.get('timestamp')}"
-        text = pb.get("payload") if isinstance(pb.get("payload"), str) else pb.get("title")
-        payload["postback"] = {"title": str(pb.get("title") or "")[:200]}
+        title = str(pb.get("title") or "")[:200]
+        if isinstance(pb.get("payload"), str):
+            text, pressed = pb["payload"], clean_text(title)
+        else:
+            text = pb.get("title") if isinstance(pb.get("title"), str) else None
+        payload["postback"] = {"title": title}
     relay_status = RelayStatus.standby if standby else None
     if text is not None:
         text = clean_text(text)
-        if len(text) > max_chars:
-            payload["truncated_from"] = len(text)
-            text = text[:max_chars]
-            relay_status = relay_status or RelayStatus.skipped
     received = flows.receive_fan_message(
         session,
         channel=Channel.messenger,
         external_id=psid,
         text=text or None,
-        channel_message_id=str(mid)[:255] if mid else None,
+        fan_message_id=str(mid)[:255] if mid else None,
         languages=languages,
         payload=payload or None,
         relay_status=relay_status,
+        pressed=pressed,
     )
     if received.message_id is None:
         outcome.count("duplicate")
@@ -234,7 +241,7 @@ def _read(session, ev, outcome) -> None:
 
 
 def handle_payload(
-    session: Session, *, payload: dict[str, Any], app_id: str | None, max_chars: int,
+    session: Session, *, payload: dict[str, Any], app_id: str | None,
     languages: LanguageDecider | None = None,
 ) -> WebhookOutcome:
     """Record every event of every entry of a webhook delivery."""
@@ -242,7 +249,7 @@ def handle_payload(
     for source, ev in iter_events(payload):
         try:
             handle_event(session, source=source, ev=ev, outcome=outcome, app_id=app_id,
-                         max_chars=max_chars, languages=languages)
+                         languages=languages)
         except Exception:
             session.rollback()
             outcome.count("failed")

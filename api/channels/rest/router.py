@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 
 from api import flows
 from api.channels.common import BadMessage, check_text, log_unknown_fields, read_json
+from api.channels.rest.auth import authenticate
 from api.conversations.language import declared
 from api.dependencies import ServicesDep
 from api.enums import Channel
@@ -45,12 +46,18 @@ def _sender(sender: dict[str, Any]) -> dict[str, Any]:
 
 @router.post("/webhooks/rest/webhook")
 async def rest_webhook(request: Request, services: ServicesDep) -> list[dict[str, Any]]:
-    """Take ``{"sender", "message", "metadata"?}``; answer with the bot's replies."""
+    """Take ``{"sender", "message", "metadata"?}``; answer with the bot's replies. Outside
+    local mode a credential is required (api/channels/rest/auth.py)."""
+    caller = authenticate(request, services.settings)
     _, data = await read_json(request)
     if not isinstance(data, dict):
         raise HTTPException(400, "body must be a JSON object")
     log_unknown_fields("rest", data, KNOWN)
     sender = data.get("sender")
+    if caller.sender is not None:  # a fan's token names them; the body may only agree
+        if sender is not None and sender != caller.sender:
+            raise HTTPException(403, "sender does not match the token")
+        sender = caller.sender
     if not isinstance(sender, str) or not sender.strip() or len(sender) > 128:
         raise HTTPException(422, "sender must be a non-empty string of at most 128 characters")
     try:
@@ -64,7 +71,7 @@ async def rest_webhook(request: Request, services: ServicesDep) -> list[dict[str
         channel=Channel.rest,
         external_id=sender,
         text=text,
-        channel_message_id=str(client_id)[:255] if client_id else None,
+        fan_message_id=str(client_id)[:255] if client_id else None,
         # a hint only: the message's own words decide when they are clear enough
         declared_language=declared(metadata.get("language")),
         languages=services.languages,

@@ -146,10 +146,11 @@ class WebchatChannel:
             channel=Channel.webchat,
             external_id=session_id,
             text=text,
-            channel_message_id=str(client_id)[:255] if client_id else None,
+            fan_message_id=str(client_id)[:255] if client_id else None,
             declared_language=language,
             languages=self.languages,
             dedup_window_s=0 if client_id else self.settings.webchat_dedup_s,
+            start_commands=frozenset(self.settings.webchat_start_commands),
         )
         if received.replies:
             await self.deliver(conversation=received.conversation, messages=received.replies)
