@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException
 from api.auth import security, service
 from api.auth.schemas import LoginRequest, TokenRead
 from api.dependencies import ServicesDep
+from api.ratelimit.dependencies import LoginLimit
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -37,9 +38,10 @@ def check_login(session, *, handle: str, password: str, now):
     return staff
 
 
-@router.post("/login", response_model=TokenRead,
+@router.post("/login", response_model=TokenRead, dependencies=[LoginLimit],
              responses={401: {"description": "wrong handle or password"},
-                        429: {"description": "locked out after repeated failures"}})
+                        429: {"description": "locked out after repeated failures, or too many "
+                                             "attempts from this address (see Retry-After)"}})
 async def login(body: LoginRequest, services: ServicesDep) -> TokenRead:
     settings = services.settings
 
