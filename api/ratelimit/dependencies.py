@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends, HTTPException, Request
+from fastapi import HTTPException, Request
 
 from api.dependencies import ServicesDep
 from api.ratelimit.address import client_address
@@ -23,11 +21,3 @@ async def login_allowed(request: Request, services: ServicesDep) -> Verdict:
     """Count a sign-in attempt against its client address's login limit."""
     address = client_address(request, services.settings)
     return await services.ratelimits.check(address, (Scope.login, address))
-
-
-async def limit_login(verdict: Annotated[Verdict, Depends(login_allowed)]) -> None:
-    if not verdict.allowed:
-        raise too_many(verdict, "too many sign-in attempts from this address")
-
-
-LoginLimit = Depends(limit_login)
