@@ -83,9 +83,9 @@ class UrgentAlerts:
             flood.flooding = True
             log.warning("urgent flood from %s: alerts grouped", self._label(address))
             flood.send(f"URGENT FLOOD: more than {self.threshold} urgent threads from one "
-                       f"{self._label(address)} within {self.window_s:.0f} s. Each fan got "
+                       f"{self._label(address)} within {self.window_s:g} s. Each fan got "
                        f"their handoff; further alerts come as one summary every "
-                       f"{self.window_s:.0f} s.")
+                       f"{self.window_s:g} s.")
             self._banner(address, flood)
         if flood.flush is None:
             loop = asyncio.get_running_loop()
@@ -113,7 +113,7 @@ class UrgentAlerts:
         listed = ", ".join(str(i) for i in ids[:LISTED]) + (" …" if len(ids) > LISTED else "")
         self.summaries += 1
         flood.send(f"URGENT FLOOD ({self._label(address)}): {len(ids)} more urgent threads in "
-                   f"the last {self.window_s:.0f} s: conversations {listed}")
+                   f"the last {self.window_s:g} s: conversations {listed}")
         self._banner(address, flood)
         flood.flush = asyncio.get_running_loop().call_later(self.window_s, self._flush, address)
 
