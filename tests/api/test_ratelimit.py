@@ -297,7 +297,7 @@ async def test_urgent_flood_every_fan_handed_off_alerts_grouped(make_settings, p
         async for h in _harness(settings, triage=pattern_triage, clock=clock, timers=False):
             sub = h.services.bus.subscribe(types={"alert.flood"})
 
-            async def report(i: int, address: str) -> dict:
+            async def report(i: int, address: str, h=h) -> dict:
                 r = await h.client.post("/webhooks/rest/webhook", headers=frm(address),
                                         json={"sender": f"dance-floor-{i}", "message": URGENT})
                 assert r.status_code == 200, r.text
