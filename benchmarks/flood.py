@@ -73,7 +73,7 @@ class Chat:
     async def session(self) -> tuple[str | None, int]:
         """(session id, 0) or (None, retry_after)."""
         await self.sio.emit("session_request", {"session_id": None})
-        kind, data = await asyncio.wait_for(self.inbox.get(), 30)
+        kind, data = await asyncio.wait_for(self.inbox.get(), 120)
         if kind == "confirm":
             return data, 0
         return None, int((data.get("metadata") or {}).get("retry_after") or 1)
