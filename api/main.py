@@ -30,6 +30,8 @@ from api.inbox.router import api as inbox_api_router
 from api.inbox.router import pages as inbox_pages_router
 from api.inbox.stream import EventStream
 from api.operator.router import pages as operator_pages_router
+from api.ratelimit.alerts import UrgentAlerts
+from api.ratelimit.limiter import RateLimits
 from api.registry.router import router as models_router
 from api.relay.client import RasaClient
 from api.relay.relay import Relay
@@ -163,20 +165,26 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
         channel_path=settings.rasa_channel_path, http=http, timeout_s=settings.rasa_timeout_s,
     )
     relay = Relay(db=db, rasa=rasa, settings=settings)
-    services = Services(settings=settings, db=db, bus=bus, http=http, rasa=rasa, relay=relay)
+    ratelimits = RateLimits(settings)
+    alerts = UrgentAlerts(bus=bus, threshold=settings.alert_flood_threshold,
+                          window_s=settings.alert_group_window_s)
+    services = Services(settings=settings, db=db, bus=bus, http=http, rasa=rasa, relay=relay,
+                        ratelimits=ratelimits, alerts=alerts)
     services.stream = EventStream(bus)
     services.training = TrainingRunner(db, settings)
     from api.routing.service import load_topics
 
     topics = load_topics(path=settings.staff_file) if settings.staff_file.is_file() else {}
     services.handoff = HandoffManager(db=db, settings=settings, clock=clock or SystemClock(),
-                                      topics=topics, http=http, relay=relay, triage=triage)
+                                      topics=topics, http=http, relay=relay, triage=triage,
+                                      alerts=alerts)
     # Each fan message's language, decided by the channels when they store it, with triage's
     # own lingua detector (the same instance, reached through the handoff side that loads it).
     services.languages = LanguageDecider(services.handoff.language_guesser,
                                          default=settings.default_language)
     services.webchat = WebchatChannel(db=db, relay=relay, settings=settings,
-                                      languages=services.languages)
+                                      languages=services.languages, ratelimits=ratelimits,
+                                      alerts=alerts)
     if settings.messenger_enabled:
         client = SendApiClient(
             graph_url=settings.messenger_graph_url, page_token=settings.messenger_page_token,

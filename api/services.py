@@ -10,6 +10,8 @@ import httpx
 from api.conversations.language import LanguageDecider
 from api.db import Database
 from api.events import EventBus
+from api.ratelimit.alerts import UrgentAlerts
+from api.ratelimit.limiter import RateLimits
 from api.relay.client import RasaClient
 from api.relay.relay import Relay
 from api.settings import Settings
@@ -24,6 +26,8 @@ class Services:
     rasa: RasaClient
     relay: Relay
     languages: LanguageDecider | None = None  # one language decision per fan message
+    ratelimits: RateLimits | None = None  # per client address and per fan session or sender
+    alerts: UrgentAlerts | None = None  # urgent alerts grouped per client address
     webchat: Any = None
     messenger: Any = None
     handoff: Any = None  # api.handoff.manager.HandoffManager

@@ -105,6 +105,38 @@ class Settings(BaseSettings):
         default=DEFAULT_DEMO_PASSWORD, validation_alias="DEMO_STAFF_PASSWORD"
     )
 
+    # Rate limits (api/ratelimit/): a rate ("30/second", limits' notation) plus a burst a client
+    # may send at once. Per client address: sized for a venue's shared Wi-Fi, where hundreds of
+    # fans share one address; per fan session or REST sender: tight.
+    rate_limit_address: str = Field(default="30/second", validation_alias="RATE_LIMIT_ADDRESS")
+    rate_limit_address_burst: int = Field(default=100, validation_alias="RATE_LIMIT_ADDRESS_BURST")
+    # New web chat sessions (socket.io session_request) per client address.
+    rate_limit_session_request: str = Field(default="10/second",
+                                            validation_alias="RATE_LIMIT_SESSION_REQUEST")
+    rate_limit_session_request_burst: int = Field(
+        default=50, validation_alias="RATE_LIMIT_SESSION_REQUEST_BURST")
+    # One fan's messages (a web chat session, a REST sender).
+    rate_limit_sender: str = Field(default="1/second", validation_alias="RATE_LIMIT_SENDER")
+    rate_limit_sender_burst: int = Field(default=10, validation_alias="RATE_LIMIT_SENDER_BURST")
+    # Staff sign-in attempts (API and inbox form) per client address.
+    rate_limit_login: str = Field(default="1/second", validation_alias="RATE_LIMIT_LOGIN")
+    rate_limit_login_burst: int = Field(default=20, validation_alias="RATE_LIMIT_LOGIN_BURST")
+    # Where the counters live: memory:// (this process) or redis://host:port/db (all replicas).
+    rate_limit_storage_url: str = Field(default="memory://",
+                                        validation_alias="RATE_LIMIT_STORAGE_URL")
+    # Prefix of the counters' keys in Redis.
+    rate_limit_key_prefix: str = Field(default="switchboard-limits",
+                                       validation_alias="RATE_LIMIT_KEY_PREFIX")
+    # Local mode exempts loopback (the project's load and fault tests); true limits it too.
+    rate_limit_loopback: bool = Field(default=False, validation_alias="RATE_LIMIT_LOOPBACK")
+    # Balancers whose X-Forwarded-For is believed: comma-separated addresses or CIDR networks
+    # (default none: the TCP peer is the client).
+    trusted_proxies: str = Field(default="", validation_alias="TRUSTED_PROXIES")
+    # Urgent alerts from one client address: past alert_flood_threshold within alert_group_window_s
+    # they are sent as one summary per window (webhook) and raise the supervisors' flood banner.
+    alert_flood_threshold: int = Field(default=3, validation_alias="ALERT_FLOOD_THRESHOLD")
+    alert_group_window_s: float = Field(default=60.0, validation_alias="ALERT_GROUP_WINDOW_S")
+
     # Handoff: shifts are local times in this zone; timers look every timer_poll_s.
     staff_timezone: str = Field(default="Europe/Madrid", validation_alias="STAFF_TIMEZONE")
     timer_poll_s: float = Field(default=1.0, validation_alias="TIMER_POLL_S")
@@ -135,6 +167,26 @@ class Settings(BaseSettings):
     rasa_model_load_timeout_s: float = Field(
         default=180.0, validation_alias="RASA_MODEL_LOAD_TIMEOUT_S"
     )
+
+    @model_validator(mode="after")
+    def _check_rate_limits(self) -> Settings:
+        from limits import parse
+
+        from api.ratelimit.address import trusted_networks
+
+        for name in ("rate_limit_address", "rate_limit_session_request", "rate_limit_sender",
+                     "rate_limit_login"):
+            try:
+                parse(getattr(self, name))
+            except ValueError:
+                raise ValueError(f"{name.upper()}: not a rate such as '30/second'") from None
+            if getattr(self, f"{name}_burst") < 1:
+                raise ValueError(f"{name.upper()}_BURST must be at least 1")
+        try:
+            trusted_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise ValueError(f"TRUSTED_PROXIES: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholders_outside_local(self) -> Settings:

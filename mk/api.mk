@@ -10,7 +10,7 @@ REDIS_READY := redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1
 API_PYTEST := $(API_PY) -m pytest tests/api -p no:cacheprovider
 
 .PHONY: api-env npm-assets chromium services test-api test-api-sqlite test-api-postgres \
-	db-upgrade bench-switchboard bench-handoff bench-inbox
+	db-upgrade bench-switchboard bench-handoff bench-inbox bench-flood
 
 # .venv from requirements/api.lock (recreated when the lock changes).
 api-env: $(API_STAMP)
@@ -64,6 +64,12 @@ bench-switchboard: api-env npm-assets train
 # a few hundred messages, 127.0.0.1 only, stops by itself; writes var/bench-handoff.json).
 bench-handoff: api-env
 	$(API_PY) -m api.bench.handoff
+
+# Floods absorbed: 300 urgent web chat fans from one address and 100 wrong logins at once, next to
+# ordinary fans' bot turns (own switchboard and temporary SQLite; fake instant Rasa; loopback
+# source addresses 127.0.0.2-5 only; a few minutes, stops by itself; writes var/bench-flood.json).
+bench-flood: api-env npm-assets
+	$(API_PY) -m benchmarks.flood
 
 # The staff inbox in headless Chromium and over SSE (no Rasa in the path; 127.0.0.1 only; about a
 # minute, stops by itself; writes var/bench-inbox.json): fan message -> visible in the assignee's

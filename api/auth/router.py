@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 
 from api.auth import security, service
 from api.auth.schemas import LoginRequest, TokenRead
 from api.dependencies import ServicesDep
+from api.ratelimit.dependencies import login_allowed, too_many
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -39,9 +40,13 @@ def check_login(session, *, handle: str, password: str, now):
 
 @router.post("/login", response_model=TokenRead,
              responses={401: {"description": "wrong handle or password"},
-                        429: {"description": "locked out after repeated failures"}})
-async def login(body: LoginRequest, services: ServicesDep) -> TokenRead:
+                        429: {"description": "locked out after repeated failures, or too many "
+                                             "attempts from this address (see Retry-After)"}})
+async def login(body: LoginRequest, request: Request, services: ServicesDep) -> TokenRead:
     settings = services.settings
+    limit = await login_allowed(request, services)
+    if not limit.allowed:
+        raise too_many(limit, "too many sign-in attempts from this address")
 
     def work(session):
         staff = check_login(session, handle=body.handle, password=body.password,

@@ -16,6 +16,7 @@ from api.clock import Clock
 from api.db import Database
 from api.flows import ConversationRef, HistoryTurn, OutgoingRef
 from api.handoff.service import Desk
+from api.ratelimit.alerts import UrgentAlerts
 from api.routing.policy import TopicRule
 from api.settings import Settings
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 class HandoffManager:
     def __init__(self, *, db: Database, settings: Settings, clock: Clock,
                  topics: dict[str, TopicRule], http: httpx.AsyncClient, relay: Relay,
-                 triage: Triage | None = None) -> None:
+                 triage: Triage | None = None, alerts: UrgentAlerts | None = None) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
@@ -45,6 +46,7 @@ class HandoffManager:
         self._tasks: set[asyncio.Task] = set()
         self._timer_task: asyncio.Task | None = None
         self.alerts_sent = 0
+        self.alerts = alerts  # urgent alerts grouped per client address (floods)
         relay.handoff = self
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -62,6 +64,8 @@ class HandoffManager:
         within the alert timeout, rather than drop it."""
         if self._timer_task:
             self._timer_task.cancel()
+        if self.alerts is not None:
+            self.alerts.close()  # held flood summaries go out before shutdown
         pending = list(self._tasks)
         if pending:
             _, late = await asyncio.wait(pending, timeout=self.settings.alert_timeout_s + 1)
@@ -172,7 +176,7 @@ class HandoffManager:
                                    negative=assessment.negative, decision=decision,
                                    desk=self.desk())
         await self.deliver(conversation, stored.replies)
-        self.alert(stored.alert)
+        self.alert(stored.alert, conversation.id)
 
     # -- deliveries and alerts ----------------------------------------------------------------
     async def deliver(self, conversation: ConversationRef, messages: list[OutgoingRef]) -> None:
@@ -183,9 +187,18 @@ class HandoffManager:
         deliverer = self.relay.deliverers.get(conversation.channel, PullDeliverer())
         await deliverer.deliver(conversation=conversation, messages=messages)
 
-    def alert(self, text: str | None) -> None:
-        """Post an urgent alert to ALERT_WEBHOOK_URL (Slack-compatible ``{"text"}``), later."""
-        if text and self.settings.alert_webhook_url:
+    def alert(self, text: str | None, conversation_id: int | None = None) -> None:
+        """Post an urgent alert to ALERT_WEBHOOK_URL (Slack-compatible ``{"text"}``), later;
+        alerts of one client address's flood are grouped (api/ratelimit/alerts.py)."""
+        if not text:
+            return
+        if self.alerts is not None:
+            self.alerts.offer(text, conversation_id, self._send_alert)
+        else:
+            self._send_alert(text)
+
+    def _send_alert(self, text: str) -> None:
+        if self.settings.alert_webhook_url:
             self._spawn(self._post_alert(text))
 
     async def _post_alert(self, text: str) -> None:

@@ -21,6 +21,7 @@ from api.dependencies import ServicesDep
 from api.enums import StaffRole
 from api.inbox import schemas, service, sessions
 from api.inbox.models import CannedResponse
+from api.ratelimit.dependencies import login_allowed
 from api.staff.models import Staff
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,12 @@ async def login_submit(request: Request, services: ServicesDep,
     # Login CSRF: the form's token must match the cookie set with the form (double submit).
     if not sessions.csrf_ok(request.cookies.get(LOGIN_CSRF) or "", csrf or None):
         return await _login_again(services, "Your sign-in form expired; try again.", 403)
+    limit = await login_allowed(request, services)
+    if not limit.allowed:
+        resp = await _login_again(services, "Too many sign-in attempts from your network: try "
+                                  f"again in {limit.retry_after} s.", 429)
+        resp.headers["Retry-After"] = str(limit.retry_after)
+        return resp
     now = services.handoff.clock.now()
     settings = services.settings
 

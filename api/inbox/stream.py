@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 # Only these keys of an event's data reach browsers (``reason`` may quote a transfer note).
 PUBLIC_KEYS = frozenset({"staff_id", "to_staff_id", "previous_staff_id", "presence", "previous",
                          "from", "to", "kind", "sender", "message_id", "assignee_id", "topic",
-                         "priority", "note_id", "channel"})
+                         "priority", "note_id", "channel",
+                         "network", "count", "window_s", "active"})  # alert.flood's
 
 
 def public(ev: Event) -> dict:

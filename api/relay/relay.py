@@ -147,7 +147,7 @@ class Relay:
             )
             if stored.replies:
                 await deliverer.deliver(conversation=conv, messages=stored.replies)
-            handoff.alert(stored.alert)
+            handoff.alert(stored.alert, conv.id)
             return stored.more_pending
         # The semantic layer reads the message while Rasa answers: the fan never waits for it,
         # and the bot's reply is held until it has decided (an emergency drops the reply).
@@ -199,7 +199,7 @@ class Relay:
         if stored.replies:
             await deliverer.deliver(conversation=conv, messages=stored.replies)
         if handoff is not None:
-            handoff.alert(stored.alert)
+            handoff.alert(stored.alert, conv.id)
         return stored.more_pending
 
 

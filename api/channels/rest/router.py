@@ -13,6 +13,9 @@ from api.channels.rest.auth import authenticate
 from api.conversations.language import declared
 from api.dependencies import ServicesDep
 from api.enums import Channel
+from api.ratelimit.address import client_address
+from api.ratelimit.dependencies import too_many
+from api.ratelimit.limiter import Scope
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["channels"])
@@ -44,7 +47,9 @@ def _sender(sender: dict[str, Any]) -> dict[str, Any]:
     return {"name": sender.get("name"), "title": sender.get("title")}
 
 
-@router.post("/webhooks/rest/webhook")
+@router.post("/webhooks/rest/webhook",
+             responses={429: {"description": "too many messages from this address or sender; "
+                                             "nothing was stored (see Retry-After)"}})
 async def rest_webhook(request: Request, services: ServicesDep) -> list[dict[str, Any]]:
     """Take ``{"sender", "message", "metadata"?}``; answer with the bot's replies. Outside
     local mode a credential is required (api/channels/rest/auth.py)."""
@@ -64,6 +69,11 @@ async def rest_webhook(request: Request, services: ServicesDep) -> list[dict[str
         text = check_text(data.get("message"), max_chars=services.settings.max_message_chars)
     except BadMessage as exc:
         raise HTTPException(422, str(exc)) from None
+    address = client_address(request, services.settings)
+    verdict = await services.ratelimits.check(
+        address, (Scope.sender, f"rest:{sender}"), (Scope.address, address))
+    if not verdict.allowed:
+        raise too_many(verdict, "too many messages")
     metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
     client_id = metadata.get("message_id")
     received = await services.db.run(
@@ -77,6 +87,7 @@ async def rest_webhook(request: Request, services: ServicesDep) -> list[dict[str
         languages=services.languages,
     )
     conv = received.conversation
+    services.alerts.note_origin(conv.id, address)
     if received.relay:
         await services.relay.process(conv.id)
     elif received.held:

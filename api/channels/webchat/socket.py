@@ -20,6 +20,9 @@ from api.conversations.language import LanguageDecider, declared
 from api.db import Database
 from api.enums import Channel, DeliveryStatus
 from api.flows import ConversationRef, OutgoingRef
+from api.ratelimit.address import UNKNOWN, client_address
+from api.ratelimit.alerts import UrgentAlerts
+from api.ratelimit.limiter import RateLimits, Scope
 from api.relay.relay import Relay
 from api.settings import Settings
 
@@ -33,6 +36,18 @@ NOT_CONNECTED = {
     "es": "El chat aún no está conectado. Recarga la página e inténtalo de nuevo.",
 }
 EMPTY = {"en": "Please type a message.", "es": "Escribe un mensaje, por favor."}
+SLOW_DOWN = {
+    "en": "You're sending messages faster than I can read them, so I didn't take that one. "
+          "Please wait a few seconds and send it again.",
+    "es": "Estás enviando mensajes más rápido de lo que puedo leerlos, así que no he recibido "
+          "ese. Espera unos segundos y vuelve a enviarlo, por favor.",
+}
+BUSY_NETWORK = {
+    "en": "A lot of people are connecting from your network right now. Please wait a few "
+          "seconds and reload the page.",
+    "es": "Mucha gente se está conectando desde tu red ahora mismo. Espera unos segundos y "
+          "recarga la página, por favor.",
+}
 TOO_LONG = {
     "en": "That message is too long for me. Please send it in shorter parts.",
     "es": "Ese mensaje es demasiado largo. Envíalo en partes más cortas, por favor.",
@@ -67,11 +82,20 @@ class WebchatChannel:
     """socket.io server (python-socketio) plus the deliverer for web chat conversations."""
 
     def __init__(self, *, db: Database, relay: Relay, settings: Settings,
-                 languages: LanguageDecider | None = None) -> None:
+                 languages: LanguageDecider | None = None, ratelimits: RateLimits | None = None,
+                 alerts: UrgentAlerts | None = None) -> None:
         self.db = db
         self.relay = relay
         self.settings = settings
         self.languages = languages
+        self.ratelimits = ratelimits
+        self.alerts = alerts
+        # Per socket: its client address, and whether its next message is the first since its
+        # session_request (that one is paid for by the session_request limit, not the address's:
+        # a new fan behind a flooded venue address still gets their first, maybe urgent, message
+        # through).
+        self.addresses: dict[str, str] = {}
+        self.first_message: set[str] = set()
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
             cors_allowed_origins=[],  # same origin only: the fan page is served by us
@@ -90,10 +114,30 @@ class WebchatChannel:
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> bool:
         log.debug("webchat connect %s", sid)
+        self.addresses[sid] = client_address(environ, self.settings)
         return True
 
     async def on_disconnect(self, sid: str, *args: Any) -> None:
         log.debug("webchat disconnect %s", sid)
+        self.addresses.pop(sid, None)
+        self.first_message.discard(sid)
+
+    async def _limited(self, sid: str, language: str | None, table: dict[str, str],
+                       *steps: tuple[Scope, str]) -> bool:
+        """Count the event against the limits; when refused, tell the fan politely (nothing of
+        the event is stored or acted on) and return True."""
+        if self.ratelimits is None:
+            return False
+        verdict = await self.ratelimits.check(self.addresses.get(sid, UNKNOWN), *steps)
+        if verdict.allowed:
+            return False
+        await self.sio.emit(
+            "bot_uttered",
+            {"text": flows.localized(table, language),
+             "metadata": {"error": "rate_limited", "retry_after": verdict.retry_after}},
+            to=sid,
+        )
+        return True
 
     async def on_session_request(self, sid: str, data: Any = None) -> None:
         requested = data.get("session_id") if isinstance(data, dict) else None
@@ -104,12 +148,16 @@ class WebchatChannel:
         language = None  # the browser's: for the greeting, until the fan's words decide
         if isinstance(data, dict) and isinstance(data.get("customData"), dict):
             language = declared(data["customData"].get("language"))
+        address = self.addresses.get(sid, UNKNOWN)
+        if await self._limited(sid, language, BUSY_NETWORK, (Scope.session_request, address)):
+            return
         conv = await self.db.run(
             flows.open_session, channel=Channel.webchat, external_id=session_id,
             declared_language=language,
         )
         await self.sio.enter_room(sid, session_id)
         await self.sio.save_session(sid, {"session_id": session_id, "conversation_id": conv.id})
+        self.first_message.add(sid)
         await self.sio.emit("session_confirm", session_id, to=sid)
         log.info("webchat session confirmed for conversation %s", conv.id)
 
@@ -140,6 +188,13 @@ class WebchatChannel:
                      session.get("conversation_id"), reason)
             await self._tell(sid, table, language, "bad_message")
             return
+        address = self.addresses.get(sid, UNKNOWN)
+        steps = [(Scope.sender, f"webchat:{session_id}")]
+        if sid not in self.first_message:
+            steps.append((Scope.address, address))
+        if await self._limited(sid, language, SLOW_DOWN, *steps):
+            return
+        self.first_message.discard(sid)
         client_id = data.get("message_id") or custom.get("message_id")
         received = await self.db.run(
             flows.receive_fan_message,
@@ -152,6 +207,8 @@ class WebchatChannel:
             dedup_window_s=0 if client_id else self.settings.webchat_dedup_s,
             start_commands=frozenset(self.settings.webchat_start_commands),
         )
+        if self.alerts is not None:
+            self.alerts.note_origin(received.conversation.id, address)
         if received.replies:
             await self.deliver(conversation=received.conversation, messages=received.replies)
         if received.relay:

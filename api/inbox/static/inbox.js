@@ -422,6 +422,19 @@ function connect() {
       if (t === "message.created" && data.conversation_id !== state.open) { refreshLists(); return; }
       soon(data.conversation_id);
     }));
+  // Supervisors: one banner while urgent threads flood in from one network (their alerts are
+  // grouped; every fan still got their handoff).
+  es.addEventListener("alert.flood", (e) => {
+    const banner = document.getElementById("flood-banner");
+    if (!banner) return;
+    const d = JSON.parse(e.data || "{}");
+    banner.hidden = !d.active;
+    banner.textContent = d.active
+      ? `Urgent flood: ${d.count} urgent threads from ${d.network} within ${d.window_s} s. ` +
+        "Alerts are grouped; every thread is in the lists."
+      : "";
+    soon(null);
+  });
   es.addEventListener("staff.presence_changed", async () => {
     state.staff = await call("GET", "/api/v1/staff");
     const pane = document.getElementById("pane");
