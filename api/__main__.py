@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import uvicorn
 
+from api.logs import log_config
 from api.settings import get_settings
 
 
 def main() -> int:
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     uvicorn.run(
         "api.main:create_app",
         factory=True,
         host=settings.host,
         port=settings.port,
+        log_config=log_config(settings),
         log_level=settings.log_level.lower(),
         proxy_headers=False,
         lifespan="on",

@@ -26,6 +26,32 @@ ROOT = Path(__file__).resolve().parent.parent
 RASA_DATA_DIRS = ("nlu", "rules", "stories")
 
 
+# What a training or evaluation subprocess keeps of its parent's environment: enough to run
+# (paths, locale, temp dirs, thread and TensorFlow knobs), none of the switchboard's secrets.
+TRAINING_ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ",
+                                "TMPDIR", "TERM", "SQLALCHEMY_SILENCE_UBER_WARNING", "TQDM_DISABLE",
+                                "LOG_LEVEL", "LOG_LEVEL_LIBRARIES", "RASA_TELEMETRY_ENABLED",
+                                "DATASETS_DIR"})
+TRAINING_ENV_PREFIXES = ("LC_", "TF_", "TFHUB_", "HF_", "CUDA_", "OMP_", "MKL_", "OPENBLAS_",
+                         "XDG_")
+_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY", "CREDENTIAL")
+
+
+def training_env(venv: Path, environ: dict[str, str] | None = None,
+                 project: Path = ROOT) -> dict[str, str]:
+    """The environment for `rasa train` / evaluation in ``venv``: an allow-list of the parent's
+    (``os.environ``) variables, never one whose name says it is secret, plus what Rasa needs."""
+    environ = os.environ if environ is None else environ
+    kept = {name: value for name, value in environ.items()
+            if (name in TRAINING_ENV_NAMES or name.startswith(TRAINING_ENV_PREFIXES))
+            and not any(word in name.upper() for word in _SECRET_WORDS)}
+    bin_dir = str(Path(venv) / "bin")
+    return {**kept,
+            "PATH": os.pathsep.join(p for p in (bin_dir, kept.get("PATH", os.defpath)) if p),
+            "VIRTUAL_ENV": str(venv), "PYTHONPATH": str(project), "PYTHONUNBUFFERED": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "2", "RASA_TELEMETRY_ENABLED": "false"}
+
+
 def rasa_data_dirs(root: Path = ROOT) -> list[Path]:
     return [root / "data" / name for name in RASA_DATA_DIRS if (root / "data" / name).is_dir()]
 
@@ -63,7 +89,7 @@ def ensure(rasa: str, models_dir: Path | None = None, quiet: bool = True) -> Pat
         command.append("--quiet")
     started = time.monotonic()
     print(f"training {target.relative_to(ROOT)} ...", flush=True)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+    env = training_env(Path(rasa).absolute().parent.parent)
     log_path = ROOT / "var" / "train.log"
     log_path.parent.mkdir(exist_ok=True)
     with open(log_path, "w") as log:

@@ -2,8 +2,9 @@
 
 Processes: the action server, the Rasa server (`--enable-api` with a token) and, when api/ is
 present, the switchboard. Ports come from the environment (RASA_PORT=5005, ACTION_PORT=5055,
-SWITCHBOARD_PORT=8000). Works without a terminal (stdin closed, output to a file, backgrounded).
-Standard library only.
+SWITCHBOARD_PORT=8000). Every server listens on 127.0.0.1 only; ACTION_HOST changes the action
+server's interface (it has no authentication of its own). Works without a terminal (stdin
+closed, output to a file, backgrounded). Standard library only.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class Supervisor:
     def exited(self) -> str | None:
         return next((name for name, child in self.children.items()
                      if child.poll() is not None), None)
+
+
+def action_server_env(env: dict[str, str]) -> dict[str, str]:
+    """rasa-sdk 3.6 has no interface flag: it binds SANIC_HOST, all interfaces when unset."""
+    return {**env, "SANIC_HOST": env.get("ACTION_HOST") or "127.0.0.1"}
 
 
 def staff_handles() -> list[str]:
@@ -137,7 +143,8 @@ def main() -> int:
     signal.signal(signal.SIGHUP, supervisor.stop)
 
     supervisor.start("action server", [str(BOT_BIN / "rasa"), "run", "actions",
-                                       "--port", action_port, "--actions", "actions"], env)
+                                       "--port", action_port, "--actions", "actions"],
+                     action_server_env(env))
     supervisor.start("rasa server", [
         str(BOT_BIN / "rasa"), "run", "--enable-api", "--auth-token", env["RASA_TOKEN"],
         "--port", rasa_port, "--interface", "127.0.0.1", "--model", str(model),
@@ -156,9 +163,11 @@ def main() -> int:
                 f"http://localhost:{switchboard_port}/inbox (staff inbox), "
                 f"http://localhost:{switchboard_port}/operator (operators: review and retrain)")
             if env["APP_ENV"] == "local":
+                # Only the public default is printed: a password of one's own stays out of logs.
+                password = ("'aurora-demo'" if env.get("DEMO_STAFF_PASSWORD", "aurora-demo")
+                            == "aurora-demo" else "from DEMO_STAFF_PASSWORD")
                 log(f"staff API: http://localhost:{switchboard_port}/docs — demo logins (local "
-                    f"mode only) {', '.join(staff_handles())} with the password "
-                    f"'{env.get('DEMO_STAFF_PASSWORD', 'aurora-demo')}' (DEMO_STAFF_PASSWORD)")
+                    f"mode only) {', '.join(staff_handles())} with the password {password}")
         log("press Ctrl-C to stop")
 
     status = 0

@@ -25,10 +25,11 @@ async def _check_db(services) -> dict[str, Any]:
 
 
 async def _check_rasa(services) -> dict[str, Any]:
+    # Names the failure, never its message: Rasa's URLs carry its token (``?token=``).
     try:
         status = await services.rasa.status()
     except Exception as exc:
-        return {"ok": False, "error": type(exc).__name__}
+        return {"ok": False, "error": getattr(exc, "kind", type(exc).__name__)}
     model = status.get("model_file") or status.get("model_id")
     return {"ok": bool(model), "model": model}
 

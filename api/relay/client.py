@@ -83,12 +83,20 @@ class RasaClient:
         return turn_from_events(events, sender=sender, message_id=message_id)
 
     async def status(self) -> dict[str, Any]:
-        """Rasa's ``/status`` (needs a loaded model)."""
-        resp = await self.http.get(
-            f"{self.base_url}/status", params={"token": self.token}, timeout=self.timeout_s
-        )
-        resp.raise_for_status()
-        return resp.json()
+        """Rasa's ``/status`` (needs a loaded model). Raises :class:`RasaError`, whose message
+        never holds the URL: Rasa's API takes its token only as ``?token=``."""
+        try:
+            resp = await self.http.get(
+                f"{self.base_url}/status", params={"token": self.token}, timeout=self.timeout_s
+            )
+        except httpx.HTTPError as exc:
+            raise RasaError("unreachable", type(exc).__name__) from exc
+        if resp.status_code != 200:
+            raise RasaError("http_status", str(resp.status_code))
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise RasaError("garbage", "status") from exc
 
     async def load_model(self, model_file: str, *, timeout_s: float) -> None:
         """Swap the running server to ``model_file`` without a restart. Raises

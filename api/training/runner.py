@@ -174,10 +174,8 @@ class TrainingRunner:
         width = (high - low) * (span[1] - span[0])
         if job_id is not None:
             await self._update(job_id, phase=phase, progress=begin)
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "RASA_TELEMETRY_ENABLED": "false",
-               "PYTHONPATH": str(self.settings.bot_project_dir), "PYTHONUNBUFFERED": "1"}
         self._process = await asyncio.create_subprocess_exec(
-            *command, cwd=self.settings.bot_project_dir, env=env,
+            *command, cwd=self.settings.bot_project_dir, env=self.subprocess_env(),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             start_new_session=True, preexec_fn=_lower_priority)
         last_update = 0.0
@@ -196,6 +194,11 @@ class TrainingRunner:
             what = {"validating": "the training data did not validate",
                     "training": "training failed", "evaluating": "evaluation failed"}[phase]
             raise JobFailed(f"{what} (exit {code}); see the log below")
+
+    def subprocess_env(self) -> dict[str, str]:
+        """What training and evaluation see of the switchboard's environment: no secrets."""
+        return bot_model.training_env(self.settings.bot_venv,
+                                      project=self.settings.bot_project_dir)
 
     def _kill(self) -> None:
         if self._process is not None and self._process.returncode is None:

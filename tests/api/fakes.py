@@ -203,7 +203,10 @@ class FakeActionServer(_Server):
 
 
 class FakeGraph(_Server):
-    """Meta's Graph API ``/v*/me/messages``: records calls, answers from a script."""
+    """Meta's Graph API ``/v*/me/messages``: records calls, answers from a script.
+
+    Like Graph, takes the access token from an ``Authorization: Bearer`` header or an
+    ``access_token`` query parameter; each call records which it was (``token``, ``query``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -226,17 +229,22 @@ class FakeGraph(_Server):
     def personas(self) -> list[dict[str, Any]]:
         return [c for c in self.calls if c["path"].endswith("/personas")]
 
+    @staticmethod
+    def _call(h, url, body: bytes) -> dict[str, Any]:
+        query = parse_qs(url.query)
+        scheme, _, bearer = (h.headers.get("authorization") or "").partition(" ")
+        token = bearer if scheme.lower() == "bearer" else (query.get("access_token") or [None])[0]
+        return {"path": url.path, "query": query, "token": token, "body": json.loads(body)}
+
     def handle(self, h, method: str, body: bytes) -> None:
         url = urlparse(h.path)
         if method == "POST" and url.path.endswith("/personas"):
             with self.lock:
-                self.calls.append({"path": url.path, "query": parse_qs(url.query),
-                                   "body": json.loads(body)})
+                self.calls.append(self._call(h, url, body))
             return h.send_json(200, {"id": "persona_" + uuid.uuid4().hex[:8]})
         if method == "POST" and url.path.endswith("/me/messages"):
             with self.lock:
-                self.calls.append({"path": url.path, "query": parse_qs(url.query),
-                                   "body": json.loads(body)})
+                self.calls.append(self._call(h, url, body))
                 scripted = self.script.pop(0) if self.script else None
             if scripted:
                 return h.send_json(*scripted)

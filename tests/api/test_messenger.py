@@ -93,7 +93,9 @@ async def test_message_answered_through_send_api(messenger_harness, fake_rasa, f
     await messenger_harness.settle()
     typing, sent = fake_graph.calls[0], fake_graph.messages()[0]
     assert typing["body"] == {"recipient": {"id": "psid-1"}, "sender_action": "typing_on"}
-    assert sent["query"]["access_token"] == [PAGE_TOKEN]
+    # The page token travels in a header, never in the URL (URLs end up in logs).
+    assert sent["token"] == PAGE_TOKEN and typing["token"] == PAGE_TOKEN
+    assert sent["query"] == {} and typing["query"] == {}
     assert sent["path"] == "/v23.0/me/messages"
     assert sent["body"]["recipient"] == {"id": "psid-1"}
     assert sent["body"]["messaging_type"] == "RESPONSE"

@@ -113,7 +113,8 @@ def start_bot_servers(model: Path | None = None, frozen_now: str | None = None,
             processes.append(subprocess.Popen(
                 [str(VENV_BOT / "rasa"), "run", "actions", "--port", str(actions_port),
                  "--actions", "actions"],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT))
+                cwd=ROOT, env={**env, "SANIC_HOST": "127.0.0.1"},  # not every interface
+                stdout=out, stderr=subprocess.STDOUT))
         with open(rasa_log, "w") as out:
             processes.append(subprocess.Popen(
                 [str(VENV_BOT / "rasa"), "run", "--enable-api", "--auth-token", token,

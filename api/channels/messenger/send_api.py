@@ -123,7 +123,8 @@ class SendApiClient:
     ) -> None:
         self.graph_url = graph_url.rstrip("/")
         self.url = self.graph_url + "/me/messages"
-        self.page_token = page_token
+        # The page token goes in a header, as Graph allows: URLs end up in logs, headers do not.
+        self.auth = {"Authorization": f"Bearer {page_token}"}
         self.http = http
         self.max_retries = max_retries
         self.backoff_s = backoff_s
@@ -149,10 +150,8 @@ class SendApiClient:
     async def _post_once(self, body: dict[str, Any]) -> dict[str, Any]:
         self.calls += 1
         try:
-            resp = await self.http.post(
-                self.url, params={"access_token": self.page_token}, json=body,
-                timeout=self.timeout_s,
-            )
+            resp = await self.http.post(self.url, headers=self.auth, json=body,
+                                        timeout=self.timeout_s)
         except httpx.HTTPError as exc:
             raise SendError(None, None, type(exc).__name__, retryable=True) from exc
         try:
@@ -177,7 +176,7 @@ class SendApiClient:
         """``POST /{PAGE_ID}/personas`` → the persona id (a person's name on their messages)."""
         try:
             resp = await self.http.post(
-                f"{self.graph_url}/{page_id}/personas", params={"access_token": self.page_token},
+                f"{self.graph_url}/{page_id}/personas", headers=self.auth,
                 json={"name": name, "profile_picture_url": picture_url}, timeout=self.timeout_s,
             )
             data = resp.json()

@@ -82,6 +82,7 @@ async def test_persona_created_once_and_used(persona_harness, fake_graph):
         assert (await _reply(h, cid, noor, text)).status_code == 201
     [created] = fake_graph.personas()
     assert created["path"].endswith("/page-1/personas")
+    assert created["token"] and created["query"] == {}  # the page token in a header
     assert created["body"]["name"] == "Noor Visser"
     staff_msgs = fake_graph.messages()[1:]
     assert len(staff_msgs) == 2

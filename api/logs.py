@@ -1,0 +1,139 @@
+"""The switchboard's logging in one place: format, levels, and what never reaches a line.
+
+``python -m api`` hands :func:`log_config` to uvicorn, which applies it before the app is built,
+to its own loggers and the root logger alike. Three guards keep secrets out of the logs:
+
+- httpx and httpcore log at WARNING: at INFO they print every request URL, and Rasa's API takes
+  its token only as ``?token=``;
+- the access log prints the path without its query string (Meta's handshake sends
+  ``hub.verify_token`` in one, socket.io its session id, the review console the text searched);
+- every handler redacts the values of secret query parameters wherever a URL shows up, and, as a
+  safety net, every secret value the settings hold (tracebacks included).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from api.settings import PLACEHOLDER_SECRETS, Settings
+
+REDACTED = "[redacted]"
+# Query parameters whose values are credentials (Rasa, Graph, Meta's handshake, OAuth).
+SECRET_PARAMS = ("token", "access_token", "auth_token", "hub.verify_token", "hub.challenge",
+                 "appsecret_proof", "client_secret", "fb_exchange_token", "password", "api_key")
+_SECRET_PARAM = re.compile(
+    r"(?i)((?:^|[?&;\s])(?:" + "|".join(re.escape(p) for p in SECRET_PARAMS) + r")=)[^&;\s\"'#]*")
+# Settings whose whole value is a secret: by name (present and future), plus URLs with a
+# secret path (a Slack-style incoming webhook is its own credential).
+SECRET_SUFFIXES = ("_secret", "_token", "_password", "_key")
+SECRET_URLS = ("alert_webhook_url",)
+# Shorter values would redact ordinary words; every real secret is longer.
+MIN_SECRET_CHARS = 6
+# Libraries that log each request URL at INFO.
+QUIET_LOGGERS = ("httpx", "httpcore")
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def secret_values(settings: Settings) -> set[str]:
+    """Every secret the settings hold: tokens, passwords, URL passwords, secret URLs. The
+    public local-mode defaults are left out (the local-mode banner prints the demo password)."""
+    found: set[str] = set()
+    for name, value in settings.model_dump().items():
+        if not isinstance(value, str) or not value:
+            continue
+        if name.endswith(SECRET_SUFFIXES) or name in SECRET_URLS:
+            found.add(value)
+        elif name.endswith("_url"):
+            password = urlsplit(value).password
+            if password:
+                found.update({password, unquote(password)})
+    return {v for v in found
+            if len(v) >= MIN_SECRET_CHARS and v.strip().lower() not in PLACEHOLDER_SECRETS}
+
+
+class RedactSecrets(logging.Filter):
+    """Redacts secret query values and known secret values in a record's message, arguments and
+    traceback. Arguments stay arguments (uvicorn's access formatter unpacks them)."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        values = sorted({s for s in secrets if len(s) >= MIN_SECRET_CHARS}, key=len, reverse=True)
+        self._values = re.compile("|".join(map(re.escape, values))) if values else None
+
+    def redact(self, text: str) -> str:
+        text = _SECRET_PARAM.sub(r"\1" + REDACTED, text)
+        return self._values.sub(REDACTED, text) if self._values else text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = self.redact(record.msg)
+        else:
+            record.msg = self._arg(record.msg)
+        if isinstance(record.args, Mapping):
+            record.args = {k: self._arg(v) for k, v in record.args.items()}
+        elif isinstance(record.args, tuple):
+            record.args = tuple(self._arg(a) for a in record.args)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        return True
+
+    def _arg(self, value: Any) -> Any:
+        if value is None or isinstance(value, int | float):
+            return value  # %d and %f need numbers; numbers are not secrets
+        text = value if isinstance(value, str) else str(value)  # e.g. an httpx.URL
+        redacted = self.redact(text)
+        return value if redacted == text else redacted
+
+
+class PathOnly(logging.Filter):
+    """uvicorn's request lines (HTTP access, WebSocket accepted): paths without query strings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_path_only(a) for a in record.args)
+        return True
+
+
+def _path_only(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("/") and "?" in value:
+        return value.partition("?")[0] + "?..."
+    return value
+
+
+def log_config(settings: Settings) -> dict[str, Any]:
+    """The ``logging.config.dictConfig`` for ``uvicorn.run(log_config=...)``."""
+    level = settings.log_level.upper()
+    guard = {"()": RedactSecrets, "secrets": sorted(secret_values(settings))}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"secrets": guard, "path_only": {"()": PathOnly}},
+        "formatters": {
+            "plain": {"format": FORMAT},
+            "access": {"()": "uvicorn.logging.AccessFormatter", "use_colors": False,
+                       "fmt": '%(asctime)s %(levelname)s %(name)s: %(client_addr)s - '
+                              '"%(request_line)s" %(status_code)s'},
+        },
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+                       "formatter": "plain", "filters": ["secrets"]},
+            "access": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+                       "formatter": "access", "filters": ["secrets"]},
+        },
+        "root": {"level": level, "handlers": ["stderr"]},
+        "loggers": {
+            "uvicorn": {"level": level, "handlers": [], "propagate": True},
+            "uvicorn.error": {"level": level, "filters": ["path_only"]},
+            "uvicorn.access": {"level": level, "handlers": ["access"], "filters": ["path_only"],
+                               "propagate": False},
+            **{name: {"level": "WARNING"} for name in QUIET_LOGGERS},
+        },
+    }
