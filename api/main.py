@@ -11,7 +11,9 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from api.auth.authenticator import Authenticator
 from api.auth.router import router as auth_router
+from api.auth.security import PasswordWorkers
 from api.channels.common import BodySizeLimit
 from api.channels.messenger.channel import MessengerChannel
 from api.channels.messenger.router import router as messenger_router
@@ -140,6 +142,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
             await services.relay.stop()
             await services.handoff.stop()
             await services.http.aclose()
+            services.auth.close()
             services.db.dispose()
 
     app = FastAPI(
@@ -159,13 +162,17 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
         channel_path=settings.rasa_channel_path, http=http, timeout_s=settings.rasa_timeout_s,
     )
     relay = Relay(db=db, rasa=rasa, settings=settings)
-    services = Services(settings=settings, db=db, bus=bus, http=http, rasa=rasa, relay=relay)
+    clock = clock or SystemClock()
+    auth = Authenticator(db=db, settings=settings, clock=clock,
+                         passwords=PasswordWorkers(max_workers=settings.auth_hash_workers))
+    services = Services(settings=settings, db=db, bus=bus, http=http, rasa=rasa, relay=relay,
+                        auth=auth)
     services.stream = EventStream(bus)
     services.training = TrainingRunner(db, settings)
     from api.routing.service import load_topics
 
     topics = load_topics(path=settings.staff_file) if settings.staff_file.is_file() else {}
-    services.handoff = HandoffManager(db=db, settings=settings, clock=clock or SystemClock(),
+    services.handoff = HandoffManager(db=db, settings=settings, clock=clock,
                                       topics=topics, http=http, relay=relay, triage=triage)
     # Each fan message's language, decided by the channels when they store it, with triage's
     # own lingua detector (the same instance, reached through the handoff side that loads it).

@@ -23,6 +23,7 @@ class Services:
     http: httpx.AsyncClient
     rasa: RasaClient
     relay: Relay
+    auth: Any = None  # api.auth.authenticator.Authenticator: sign-in, sign-out, passwords
     languages: LanguageDecider | None = None  # one language decision per fan message
     webchat: Any = None
     messenger: Any = None

@@ -37,6 +37,12 @@ class StaffRef:
         return cls(staff.id, staff.handle, staff.name, staff.title, staff.role)
 
 
+def client_address(request: Request) -> str:
+    """The address sign-in attempts are counted against (the socket's peer for now; behind the
+    balancer this becomes the X-Forwarded-For hop the balancer set)."""
+    return request.client.host if request.client else "unknown"
+
+
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
@@ -66,7 +72,7 @@ async def get_current_staff(
 
     ref = await services.db.run(load)
     if ref is None:
-        raise _unauthorized("invalid or expired token")
+        raise _unauthorized("invalid, expired or revoked token")
     return ref
 
 
