@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from api.auth.authenticator import Authenticator
 from api.conversations.language import LanguageDecider
 from api.db import Database
 from api.events import EventBus
@@ -23,7 +24,7 @@ class Services:
     http: httpx.AsyncClient
     rasa: RasaClient
     relay: Relay
-    auth: Any = None  # api.auth.authenticator.Authenticator: sign-in, sign-out, passwords
+    auth: Authenticator  # sign-in (lock-out, argon2's own threads), sign-out, passwords
     languages: LanguageDecider | None = None  # one language decision per fan message
     webchat: Any = None
     messenger: Any = None

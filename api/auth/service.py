@@ -101,18 +101,6 @@ def sign_in_candidate(*, session: Session, handle: str) -> Candidate | None:
     return Candidate(staff.id, staff.password_hash)
 
 
-def authenticate(*, session: Session, handle: str, password: str) -> Staff | None:
-    """The active staff member with this handle and password, else None (hashes in the
-    calling thread: for command-line tools, not request handlers)."""
-    candidate = sign_in_candidate(session=session, handle=handle)
-    if candidate is None:
-        security.dummy_verify(password)
-        return None
-    if not security.verify_password(candidate.password_hash, password):
-        return None
-    return session.get(Staff, candidate.staff_id)
-
-
 def staff_for_token(*, session: Session, secret: str, token: str) -> Staff | None:
     """The staff member a valid, unexpired token names, unless their tokens were ended since
     (sign-out or a new password raise ``token_version``)."""
