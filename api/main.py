@@ -11,7 +11,9 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from api.auth.authenticator import Authenticator
 from api.auth.router import router as auth_router
+from api.auth.security import PasswordWorkers
 from api.channels.common import BodySizeLimit
 from api.channels.messenger.channel import MessengerChannel
 from api.channels.messenger.router import router as messenger_router
@@ -146,6 +148,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
             await services.relay.stop()
             await services.handoff.stop()
             await services.http.aclose()
+            services.auth.close()
             services.db.dispose()
 
     app = FastAPI(
@@ -168,14 +171,17 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
     ratelimits = RateLimits(settings)
     alerts = UrgentAlerts(bus=bus, threshold=settings.alert_flood_threshold,
                           window_s=settings.alert_group_window_s)
+    clock = clock or SystemClock()
+    auth = Authenticator(db=db, settings=settings, clock=clock,
+                         passwords=PasswordWorkers(max_workers=settings.auth_hash_workers))
     services = Services(settings=settings, db=db, bus=bus, http=http, rasa=rasa, relay=relay,
-                        ratelimits=ratelimits, alerts=alerts)
+                        auth=auth, ratelimits=ratelimits, alerts=alerts)
     services.stream = EventStream(bus)
     services.training = TrainingRunner(db, settings)
     from api.routing.service import load_topics
 
     topics = load_topics(path=settings.staff_file) if settings.staff_file.is_file() else {}
-    services.handoff = HandoffManager(db=db, settings=settings, clock=clock or SystemClock(),
+    services.handoff = HandoffManager(db=db, settings=settings, clock=clock,
                                       topics=topics, http=http, relay=relay, triage=triage,
                                       alerts=alerts)
     # Each fan message's language, decided by the channels when they store it, with triage's

@@ -1,8 +1,9 @@
 """Every table, imported in one place (for Alembic and for metadata-wide operations)."""
 
+from api.auth.models import LoginAttempt
 from api.conversations.models import ChannelIdentity, Conversation, Fan, Message
 from api.db import Base
-from api.inbox.models import CannedResponse, LoginThrottle, MessageFlag, Note, StaffSession
+from api.inbox.models import CannedResponse, MessageFlag, Note, StaffSession
 from api.lost_property.models import LostPropertyReport
 from api.outbox.models import OutboxItem
 from api.registry.models import BotModel, ModelEvent
@@ -13,7 +14,7 @@ from api.training.models import TrainingJob
 __all__ = [
     "Base",
     "CannedResponse",
-    "LoginThrottle",
+    "LoginAttempt",
     "MessageFlag",
     "Note",
     "StaffSession",

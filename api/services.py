@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from api.auth.authenticator import Authenticator
 from api.conversations.language import LanguageDecider
 from api.db import Database
 from api.events import EventBus
@@ -25,6 +26,7 @@ class Services:
     http: httpx.AsyncClient
     rasa: RasaClient
     relay: Relay
+    auth: Authenticator  # sign-in (lock-out, argon2's own threads), sign-out, passwords
     languages: LanguageDecider | None = None  # one language decision per fan message
     ratelimits: RateLimits | None = None  # per client address and per fan session or sender
     alerts: UrgentAlerts | None = None  # urgent alerts grouped per client address

@@ -32,7 +32,9 @@ class Settings(BaseSettings):
         env_prefix="", case_sensitive=False, extra="ignore", populate_by_name=True
     )
 
-    app_env: str = Field(default="local", validation_alias="APP_ENV")
+    # "local" (a laptop: demo staff passwords, placeholder secrets allowed) is chosen explicitly
+    # (`make run`, the tests, the benchmarks); anything else is production and refuses defaults.
+    app_env: str = Field(default="production", validation_alias="APP_ENV")
     database_url: str = Field(
         default=f"sqlite:///{DEFAULT_SQLITE_PATH}", validation_alias="DATABASE_URL"
     )
@@ -100,6 +102,18 @@ class Settings(BaseSettings):
         default=LOCAL_TOKEN_SECRET, validation_alias="AUTH_TOKEN_SECRET"
     )
     auth_token_ttl_s: int = Field(default=12 * 3600, validation_alias="AUTH_TOKEN_TTL_S")
+    # Sign-in lock-out, per handle and client address together: after this many failed
+    # attempts within the window, that handle is refused from that address for lockout_s.
+    auth_lockout_failures: int = Field(default=5, ge=1, validation_alias="AUTH_LOCKOUT_FAILURES")
+    auth_lockout_window_s: int = Field(default=15 * 60, ge=1,
+                                       validation_alias="AUTH_LOCKOUT_WINDOW_S")
+    auth_lockout_s: int = Field(default=15 * 60, ge=1, validation_alias="AUTH_LOCKOUT_S")
+    # Threads for argon2 (hashing and checking passwords), apart from the database's threads so
+    # a flood of sign-ins cannot starve message intake.
+    auth_hash_workers: int = Field(default=2, ge=1, validation_alias="AUTH_HASH_WORKERS")
+    # Shortest password a person may set (password change, `python -m api.staff set-password`).
+    auth_min_password_chars: int = Field(default=12, ge=8,
+                                         validation_alias="AUTH_MIN_PASSWORD_CHARS")
     # Local mode only: every person in staff.yml gets this password at every start.
     demo_staff_password: str = Field(
         default=DEFAULT_DEMO_PASSWORD, validation_alias="DEMO_STAFF_PASSWORD"

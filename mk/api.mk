@@ -51,9 +51,10 @@ test-api-postgres:
 	@$(STAGE) "switchboard tests (PostgreSQL)" -- env SWITCHBOARD_TEST_DB=postgresql \
 	  $(API_PYTEST) -q -m "not rasa and not browser"
 
-# Migrate the database DATABASE_URL points at (default: SQLite under var/).
+# Migrate the database DATABASE_URL points at (default: SQLite under var/; local mode unless
+# APP_ENV says otherwise).
 db-upgrade: api-env
-	$(VENV_API)/bin/alembic upgrade head
+	APP_ENV=$${APP_ENV:-local} $(VENV_API)/bin/alembic upgrade head
 
 # Rasa's REST channel directly vs. through the switchboard, same messages, one run
 # (writes var/bench-switchboard.json; a few minutes; only 127.0.0.1 traffic).

@@ -1,6 +1,7 @@
 # The operators' retraining loop from the command line (the console at /operator does the same).
 # Included from the top Makefile (VENV_API, PYTHONPATH, `train`).
-OPERATOR_PY := $(VENV_API)/bin/python
+# On the local database of `make run`, so in local mode unless APP_ENV says otherwise.
+OPERATOR_PY := APP_ENV=$${APP_ENV:-local} $(VENV_API)/bin/python
 
 .PHONY: review-export evaluate models candidate
 

@@ -122,7 +122,7 @@ def main() -> int:
     rasa_port = env.setdefault("RASA_PORT", "5005")
     action_port = env.setdefault("ACTION_PORT", "5055")
     switchboard_port = env.setdefault("SWITCHBOARD_PORT", "8000")
-    env.setdefault("APP_ENV", "local")
+    env.setdefault("APP_ENV", "local")  # the service alone defaults to production
     env.setdefault("RASA_TOKEN", secrets.token_urlsafe(24))
     (ROOT / "var").mkdir(exist_ok=True)
     env.update({

@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.auth import service
 from api.dependencies import ServicesDep
 from api.enums import StaffRole
+from api.ratelimit.address import client_address as forwarded_address
 from api.staff.models import Staff
 
 bearer = HTTPBearer(auto_error=False, description="a token from POST /api/v1/auth/login")
@@ -35,6 +36,12 @@ class StaffRef:
     @classmethod
     def of(cls, staff: Staff) -> StaffRef:
         return cls(staff.id, staff.handle, staff.name, staff.title, staff.role)
+
+
+def client_address(request: Request) -> str:
+    """The address sign-in attempts are counted against: the peer, or behind a trusted balancer
+    the X-Forwarded-For hop it set (the rate limits' own rule)."""
+    return forwarded_address(request, request.app.state.services.settings)
 
 
 def _unauthorized(detail: str) -> HTTPException:
@@ -66,7 +73,7 @@ async def get_current_staff(
 
     ref = await services.db.run(load)
     if ref is None:
-        raise _unauthorized("invalid or expired token")
+        raise _unauthorized("invalid, expired or revoked token")
     return ref
 
 

@@ -1,4 +1,4 @@
-"""Login request and token response (extra fields are refused with 422)."""
+"""Login, password change and token shapes (extra fields are refused with 422)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,15 @@ class LoginRequest(BaseModel):
 
     handle: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=256)
+
+
+class PasswordChange(BaseModel):
+    """The minimum length of ``new_password`` is a setting (AUTH_MIN_PASSWORD_CHARS)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    old_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=1, max_length=256)
 
 
 class TokenRead(BaseModel):

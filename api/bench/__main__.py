@@ -119,6 +119,7 @@ def start_switchboard(bot, workdir: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {
         **os.environ,
+        "APP_ENV": "local",  # the service defaults to production
         "SWITCHBOARD_PORT": str(port),
         "DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
         "RASA_URL": bot.rasa_url,

@@ -14,8 +14,8 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Stre
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 
-from api.auth.dependencies import CurrentStaff, staff_for_cookie
-from api.auth.router import LockedOut, check_login
+from api.auth.authenticator import LockedOut
+from api.auth.dependencies import CurrentStaff, client_address, staff_for_cookie
 from api.conversations.router import _run
 from api.dependencies import ServicesDep
 from api.enums import StaffRole
@@ -80,27 +80,26 @@ async def login_submit(request: Request, services: ServicesDep,
                                   f"again in {limit.retry_after} s.", 429)
         resp.headers["Retry-After"] = str(limit.retry_after)
         return resp
-    now = services.handoff.clock.now()
     settings = services.settings
-
-    def work(session):
-        staff = check_login(session, handle=handle.strip(), password=password, now=now)
-        if staff is None:
-            return None
-        token, _csrf = sessions.create(session=session, staff_id=staff.id, now=now,
-                                       ttl_s=settings.auth_token_ttl_s)
-        session.commit()
-        return token, staff.role
-
     try:
-        token = await services.db.run(work)
+        signed_in = await services.auth.sign_in(handle=handle, password=password,
+                                                address=client_address(request))
     except LockedOut as exc:
         minutes = -(-exc.seconds // 60)
         return await _login_again(
             services, f"Too many failed attempts: try again in {minutes} min.", 429)
-    if token is None:
+    if signed_in is None:
         return await _login_again(services, "Wrong handle or password.", 401)
-    token, role = token
+
+    def work(session):
+        token, _csrf = sessions.create(session=session, staff_id=signed_in.staff_id,
+                                       now=services.auth.clock.now(),
+                                       ttl_s=settings.auth_token_ttl_s)
+        session.commit()
+        return token
+
+    token = await services.db.run(work)
+    role = signed_in.role
     landing = next if next in AFTER_LOGIN else (
         "/operator" if role == StaffRole.operator else "/inbox")
     resp = RedirectResponse(landing, status_code=303)
@@ -123,11 +122,13 @@ async def logout(request: Request, services: ServicesDep,
     cookie = request.cookies.get(sessions.COOKIE)
     if cookie:
         try:
-            await staff_for_cookie(_WithCsrf(request, csrf), services, cookie)
+            staff = await staff_for_cookie(_WithCsrf(request, csrf), services, cookie)
         except HTTPException as exc:
             if exc.status_code == 403:
                 raise
-        await services.db.run(_end_session, token=cookie)
+        else:
+            # The same sign-out as POST /api/v1/auth/logout: every token and session ends.
+            await services.auth.sign_out(staff_id=staff.id)
     resp = RedirectResponse("/inbox/login", status_code=303)
     resp.delete_cookie(sessions.COOKIE, path="/")
     return resp
@@ -140,11 +141,6 @@ class _WithCsrf:
         self.method = request.method
         self.headers = {"x-csrf-token": csrf}
         self.state = request.state
-
-
-def _end_session(session, *, token: str) -> None:
-    sessions.end(session=session, token=token)
-    session.commit()
 
 
 async def page_staff(request: Request, services, *, login_url: str):

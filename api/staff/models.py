@@ -27,6 +27,8 @@ class Staff(Base):
     presence: Mapped[Presence] = mapped_column(enum_column(Presence), default=Presence.offline)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
+    # Carried in every bearer token; raising it (sign-out, new password) ends them all.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Messenger persona of this person on the Page (created on their first Messenger reply).
     persona_id: Mapped[str | None] = mapped_column(String(64))
     last_assigned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -31,6 +31,28 @@ def get_by_handle(*, session: Session, handle: str) -> Staff | None:
     return session.scalar(select(Staff).where(Staff.handle == handle))
 
 
+def list_all(*, session: Session) -> list[Staff]:
+    """Every staff member, by handle."""
+    return list(session.scalars(select(Staff).order_by(Staff.handle)))
+
+
+class HandleTaken(ValueError):
+    """A staff member with this handle exists already."""
+
+
+def create(*, session: Session, handle: str, name: str, role: StaffRole, title: str = "",
+           skills: list[str] | None = None, languages: list[str] | None = None,
+           capacity: int = 5, shifts: list[str] | None = None) -> Staff:
+    """Add a staff member (no password yet: set one with ``set-password``)."""
+    if get_by_handle(session=session, handle=handle) is not None:
+        raise HandleTaken(handle)
+    staff = Staff(handle=handle, name=name, title=title, role=role, skills=skills or [],
+                  languages=languages or [], capacity=capacity, shifts=shifts or [])
+    session.add(staff)
+    session.flush()
+    return staff
+
+
 def seed(*, session: Session, team: list[dict[str, Any]]) -> tuple[int, int]:
     """Create or update staff from a team list (passwords and presence are left alone).
 

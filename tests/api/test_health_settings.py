@@ -49,8 +49,14 @@ async def test_staff_seeded(harness):
 def test_defaults(monkeypatch):
     for name in ("APP_ENV", "DATABASE_URL", "SWITCHBOARD_PORT", "MESSENGER_GRAPH_URL"):
         monkeypatch.delenv(name, raising=False)
-    s = Settings(_env_file=None)
-    assert s.app_env == "local" and s.port == 8000
+    # The service defaults to production: its placeholder secrets refuse to start ...
+    with pytest.raises(ValidationError, match="placeholder"):
+        Settings(_env_file=None)
+    # ... until local mode is chosen explicitly (as `make run` does).
+    s = Settings(_env_file=None, APP_ENV="local")
+    assert s.is_local and s.port == 8000
+    assert Settings(_env_file=None, RASA_TOKEN="a-real-long-token-value",
+                    AUTH_TOKEN_SECRET="a-real-long-secret-value-0123").app_env == "production"
     assert s.database_url.startswith("sqlite:///") and "/var/" in s.database_url
     assert s.messenger_graph_url == DEFAULT_GRAPH_URL and "/v2" in DEFAULT_GRAPH_URL
     assert not s.messenger_enabled

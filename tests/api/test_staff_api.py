@@ -46,9 +46,9 @@ async def test_every_call_needs_a_valid_token(harness, method, path, body):
 
 
 async def test_expired_and_forged_tokens_are_refused():
-    token = security.issue_token(secret="s" * 20, staff_id=1, password_hash="h", ttl_s=60,
-                                 now=1000)
-    assert security.read_token(secret="s" * 20, token=token, now=1001).staff_id == 1
+    token = security.issue_token(secret="s" * 20, staff_id=1, version=3, ttl_s=60, now=1000)
+    claims = security.read_token(secret="s" * 20, token=token, now=1001)
+    assert (claims.staff_id, claims.version) == (1, 3)
     assert security.read_token(secret="s" * 20, token=token, now=1061) is None  # expired
     assert security.read_token(secret="x" * 20, token=token, now=1001) is None  # other secret
     body, sig = token.split(".")

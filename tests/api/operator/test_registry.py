@@ -126,7 +126,7 @@ async def test_a_model_rasa_cannot_load_changes_nothing(h, real_bot, tmp_path):
 
 
 def test_cli_serves_the_registry_and_refuses_unevaluated(tmp_path, real_bot):
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT),
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), "APP_ENV": "local",
            "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
            "RASA_URL": real_bot.rasa_url, "RASA_TOKEN": real_bot.token}
 

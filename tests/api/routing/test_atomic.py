@@ -36,7 +36,7 @@ def pg_db(pg):
     url = pg.create("sb_atomic")
     migrate(url)
     db = Database(url, InProcessEventBus())
-    seed_staff(db, Settings(_env_file=None, DATABASE_URL=url,
+    seed_staff(db, Settings(_env_file=None, APP_ENV="local", DATABASE_URL=url,
                             STAFF_FILE=str(REPO_ROOT / "data" / "staff.yml")))
     with db.session() as s:
         for staff in s.scalars(select(Staff)):
