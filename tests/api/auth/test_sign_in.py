@@ -79,7 +79,10 @@ async def test_concurrent_guesses_are_stopped_at_the_limit(harness, monkeypatch)
         # at most the limit are evaluated; every other guess is refused unchecked
         assert codes.count(401) == 5 and codes.count(429) == 35, codes
         assert verify.calls == 5
-        assert all(int(r.headers["retry-after"]) > 800 for r in replies if r.status_code == 429)
+        # refused by the lock-out (Retry-After: the rest of the lock) or, beyond the burst, by
+        # the per-address rate limit on sign-ins (a few seconds)
+        waits = [int(r.headers["retry-after"]) for r in replies if r.status_code == 429]
+        assert any(w > 800 for w in waits) and all(w > 800 or w <= 60 for w in waits), waits
         # locked from that address, even with the right password ...
         r = await attacker.post(LOGIN, json={"handle": "tom", "password": DEMO_PASSWORD})
         assert r.status_code == 429
