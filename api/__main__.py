@@ -24,6 +24,7 @@ def main() -> int:
         port=settings.port,
         log_level=settings.log_level.lower(),
         proxy_headers=False,
+        ws_max_size=settings.websocket_max_bytes,  # uvicorn's default is 16 MiB
         lifespan="on",
     )
     return 0

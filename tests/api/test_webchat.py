@@ -67,7 +67,7 @@ async def test_unknown_id_opens_conversation_under_it(widget, live_server):
 
 
 async def test_buttons_become_quick_replies_and_custom_hidden(widget):
-    sid = await widget.session("qr-1")
+    sid = await widget.session("quick-replies-session-1")
     await widget.say("buttons", sid)
     assert await widget.next() == {"text": "Pick one", "quick_replies": [
         {"content_type": "text", "title": "Tickets", "payload": "/ask_tickets"},
@@ -78,7 +78,7 @@ async def test_buttons_become_quick_replies_and_custom_hidden(widget):
 
 
 async def test_handoff_request_shows_words_then_the_handoff(widget):
-    sid = await widget.session("qr-2")
+    sid = await widget.session("quick-replies-session-2")
     await widget.say("human now", sid)
     assert await widget.next() == {"text": "Let me find someone for you."}
     handoff = await widget.next()
@@ -107,13 +107,13 @@ async def test_reload_rejoins_same_conversation(live_server):
 
 
 async def test_reconnect_duplicate_gives_one_turn(widget, fake_rasa):
-    sid = await widget.session("dup-1")
+    sid = await widget.session("duplicate-session-01")
     await widget.say("same words", sid)
     await widget.say("same words", sid)  # the widget re-sent on reconnect
     assert (await widget.next())["text"] == "echo: same words"
     with pytest.raises(asyncio.TimeoutError):
         await widget.next(timeout=0.7)
-    assert fake_rasa.turns_for("webchat-dup-1") == 1
+    assert fake_rasa.turns_for("webchat-duplicate-session-01") == 1
 
 
 async def test_user_uttered_without_session(widget, live_server, fake_rasa):
@@ -127,7 +127,7 @@ async def test_user_uttered_without_session(widget, live_server, fake_rasa):
 
 
 async def test_empty_and_too_long(widget, live_server, fake_rasa):
-    sid = await widget.session("bad-1")
+    sid = await widget.session("bad-message-session-1")
     for text in ("", "   ", "x" * 5000, None):
         await widget.say(text, sid)
         reply = await widget.next()
@@ -139,7 +139,7 @@ async def test_empty_and_too_long(widget, live_server, fake_rasa):
 
 async def test_rasa_down_holding_reply_then_answer_pushed(widget, fake_rasa):
     fake_rasa.mode = "refuse"
-    sid = await widget.session("down-1")
+    sid = await widget.session("rasa-down-session-01")
     await widget.say("hello", sid)
     holding = await widget.next()
     assert holding["text"].startswith("Sorry, I can't answer right now.")
