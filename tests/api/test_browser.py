@@ -64,3 +64,31 @@ def test_widget_greets_and_talks_to_the_bot(switchboard, tmp_path):
     # purpose (no CDN, nothing leaves the machine). Nothing else may be blocked.
     blocked = [e for e in errors if "Content Security Policy" in e or "violates" in e]
     assert all("fonts.googleapis.com" in e for e in blocked), blocked
+
+
+def test_widget_adopts_the_session_id_the_server_issues(switchboard):
+    """rasa-webchat keeps the id ``session_confirm`` returns: a stored id the server does not
+    accept (too short) is replaced in the browser, and a reload rejoins the issued one."""
+    from playwright.sync_api import sync_playwright
+
+    stored = "JSON.parse(localStorage.getItem('chat_session') || '{}').session_id || ''"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(switchboard.url + "/")
+            page.wait_for_function(f"/^[0-9a-f]{{32}}$/.test({stored})", timeout=30_000)
+            first = page.evaluate(stored)
+            page.reload()  # the stored id is replayed and kept
+            page.wait_for_timeout(1_000)
+            assert page.evaluate(stored) == first
+            page.evaluate("""() => {
+                const s = JSON.parse(localStorage.getItem('chat_session'));
+                s.session_id = 'short';
+                localStorage.setItem('chat_session', JSON.stringify(s));
+            }""")
+            page.reload()
+            page.wait_for_function(f"/^[0-9a-f]{{32}}$/.test({stored})", timeout=30_000)
+            assert page.evaluate(stored) != first
+        finally:
+            browser.close()
