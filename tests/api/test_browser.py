@@ -72,13 +72,22 @@ def test_widget_adopts_the_session_id_the_server_issues(switchboard):
     from playwright.sync_api import sync_playwright
 
     stored = "JSON.parse(localStorage.getItem('chat_session') || '{}').session_id || ''"
+
+    def issued_id(page, timeout_s: float = 30.0) -> str:
+        # polled from here: the page's CSP forbids the eval wait_for_function would need
+        for _ in range(int(timeout_s * 10)):
+            value = page.evaluate(stored)
+            if re.fullmatch(r"[0-9a-f]{32}", value):
+                return value
+            page.wait_for_timeout(100)
+        raise AssertionError(f"the widget holds no issued session id: {value!r}")
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = browser.new_page()
             page.goto(switchboard.url + "/")
-            page.wait_for_function(f"/^[0-9a-f]{{32}}$/.test({stored})", timeout=30_000)
-            first = page.evaluate(stored)
+            first = issued_id(page)
             page.reload()  # the stored id is replayed and kept
             page.wait_for_timeout(1_000)
             assert page.evaluate(stored) == first
@@ -88,7 +97,6 @@ def test_widget_adopts_the_session_id_the_server_issues(switchboard):
                 localStorage.setItem('chat_session', JSON.stringify(s));
             }""")
             page.reload()
-            page.wait_for_function(f"/^[0-9a-f]{{32}}$/.test({stored})", timeout=30_000)
-            assert page.evaluate(stored) != first
+            assert issued_id(page) != first
         finally:
             browser.close()
