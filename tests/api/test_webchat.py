@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from api.conversations.models import ChannelIdentity, Conversation, Message
 from api.db import utcnow
 from api.enums import MessageKind
-from tests.api.conftest import LiveServer, run_db
+from tests.api.conftest import LiveServer, run_db, wait_for
 
 
 class Widget:
@@ -374,6 +374,18 @@ async def test_oversize_message_refused_and_others_served(live_server, fake_rasa
     n = run_db(live_server.app.state.services, lambda s: s.scalar(
         select(func.count()).select_from(Message).where(Message.kind == MessageKind.incoming)))
     assert n == 1 and len(fake_rasa.calls) == 1
+
+
+async def test_longest_fan_message_fits_under_the_cap(widget, live_server):
+    sid = await widget.session(None)
+    longest = "\U0001F600" * 4000  # MAX_MESSAGE_CHARS of the widest text: ~48 KB as JSON
+    await widget.say(longest, sid)
+
+    def stored(session):
+        return session.scalar(select(Message.text).where(Message.kind == MessageKind.incoming))
+
+    assert await wait_for(lambda: run_db(live_server.app.state.services, stored)) == longest
+    assert widget.sio.connected
 
 
 async def test_oversize_websocket_frame_closed_by_the_server(live_server):
