@@ -260,7 +260,7 @@ ISSUED = re.compile(r"^[0-9a-f]{32}$")
 
 @pytest.mark.parametrize("requested", [
     "short", "a" * 15, "b" * 65, "has.dots:and-colons-01", "spaces are not ok 01",
-    "ñandú-session-0001", 12345678901234567890, ["list-session-id-0001"],
+    "ñandú-session-0001", "newline-at-the-end\n", 12345678901234567890, ["list-session-id-0001"],
 ])
 async def test_malformed_session_id_gets_a_server_issued_one(widget, requested):
     issued = await widget.session(requested)

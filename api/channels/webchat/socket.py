@@ -4,7 +4,7 @@
 the id and leaves the previous session's; a well-formed unknown id opens a conversation under it,
 a known one rejoins it unless idle too long; otherwise the server issues a random id, which
 rasa-webchat stores); ``user_uttered {"message", "session_id", "customData"}`` → ``bot_uttered``
-per reply. Browsers may connect only from our own page or the brand's sites (``allowed_origin``).
+per reply. Browsers may connect only from our own page or the brand's sites (``origin_check``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from api.settings import Settings
 log = logging.getLogger(__name__)
 
 # A client-chosen id is kept only when it is long enough not to be guessed or shared by accident.
-SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")  # fullmatch: "$" would allow a final "\n"
 KNOWN_UTTERED = {"message", "session_id", "customData"}
 
 NOT_CONNECTED = {
@@ -136,7 +136,7 @@ class WebchatChannel:
 
     async def on_session_request(self, sid: str, data: Any = None) -> None:
         requested = data.get("session_id") if isinstance(data, dict) else None
-        if not (isinstance(requested, str) and SESSION_ID.match(requested)):
+        if not (isinstance(requested, str) and SESSION_ID.fullmatch(requested)):
             requested = None  # the server issues one
         language = None  # the browser's: for the greeting, until the fan's words decide
         if isinstance(data, dict) and isinstance(data.get("customData"), dict):
