@@ -18,6 +18,7 @@ def main() -> int:
         log_config=log_config(settings),
         log_level=settings.log_level.lower(),
         proxy_headers=False,
+        ws_max_size=settings.websocket_max_bytes,  # uvicorn's default is 16 MiB
         lifespan="on",
     )
     return 0

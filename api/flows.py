@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,14 +129,32 @@ def out_ref(msg: Message) -> OutgoingRef:
     return OutgoingRef(msg.id, msg.uid, msg.sender_type, msg.text, msg.payload)
 
 
-def open_session(
-    session: Session, *, channel: Channel, external_id: str, declared_language: str | None = None
+def open_webchat_session(
+    session: Session,
+    *,
+    requested_id: str | None,
+    idle_limit: dt.timedelta,
+    declared_language: str | None = None,
 ) -> ConversationRef:
-    """Open (or rejoin) the conversation of a channel address. A declared language (the
+    """Rejoin the web chat session ``requested_id`` (the widget's stored id, shape already
+    checked) or open a new one under a random id (``ConversationRef.external_id``): no id, an
+    unknown one (opened under it), or a session idle for longer than ``idle_limit`` (its thread
+    stays for staff, never reachable through the old id again). A declared language (the
     browser's) becomes the language of a conversation that has none yet (the greeting's)."""
+    now = utcnow()
+    if requested_id is not None:
+        identity = conversations.get_identity(
+            session=session, channel=Channel.webchat, external_id=requested_id
+        )
+        if identity is not None and now - conversations.last_active(identity) > idle_limit:
+            log.info("web chat session of identity %s expired: a new session is issued",
+                     identity.id)
+            requested_id = None
     conversation, _ = conversations.open_for(
-        session=session, channel=channel, external_id=external_id, language=declared_language
+        session=session, channel=Channel.webchat,
+        external_id=requested_id or secrets.token_hex(16), language=declared_language,
     )
+    conversation.identity.last_inbound_at = now  # a connection keeps the session alive
     session.commit()
     return ConversationRef.of(conversation)
 

@@ -90,6 +90,19 @@ class Settings(BaseSettings):
     # (their `sub` names the sender), both sent as `Authorization: Bearer ...`.
     rest_shared_secret: str | None = Field(default=None, validation_alias="REST_SHARED_SECRET")
     rest_jwt_secret: str | None = Field(default=None, validation_alias="REST_JWT_SECRET")
+    # Web pages other than our own that may open the web chat socket (the brand's sites),
+    # comma-separated origins such as "https://aurora.example"; the page's own origin always may.
+    webchat_allowed_origins: str = Field(default="", validation_alias="WEBCHAT_ALLOWED_ORIGINS")
+    # A web chat session nobody used (no message, no connection) for this long is not rejoined:
+    # its id gets a new session and conversation.
+    webchat_session_idle_days: float = Field(
+        default=30.0, gt=0, validation_alias="WEBCHAT_SESSION_IDLE_DAYS"
+    )
+    # Largest socket.io message / WebSocket frame accepted (uvicorn's ws_max_size, engine.io's
+    # max_http_buffer_size); the longest fan message fits several times over.
+    websocket_max_bytes: int = Field(
+        default=64 * 1024, ge=16 * 1024, validation_alias="WEBSOCKET_MAX_BYTES"
+    )
 
     # Triage (api/triage/): loaded once at startup, in a worker thread.
     triage_model_dir: Path = Field(
@@ -231,6 +244,14 @@ class Settings(BaseSettings):
     @property
     def is_local(self) -> bool:
         return self.app_env == "local"
+
+    @property
+    def webchat_origins(self) -> frozenset[str]:
+        """WEBCHAT_ALLOWED_ORIGINS as origins compared with a browser's Origin header."""
+        return frozenset(
+            o.strip().rstrip("/").lower() for o in self.webchat_allowed_origins.split(",")
+            if o.strip()
+        )
 
     @property
     def messenger_enabled(self) -> bool:

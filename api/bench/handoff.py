@@ -69,7 +69,8 @@ async def run(args) -> dict:
     app = create_app(settings, bus=bus, triage=triage)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+                                           log_level="warning", lifespan="on",
+                                           ws_max_size=settings.websocket_max_bytes))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

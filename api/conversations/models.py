@@ -48,7 +48,8 @@ class ChannelIdentity(Base):
     channel: Mapped[Channel] = mapped_column(enum_column(Channel))
     external_id: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Messenger's 24-hour / 7-day windows count from the fan's last message.
+    # The fan's last message (web chat: or connection). Messenger's 24-hour / 7-day windows
+    # count from it; a web chat session expires WEBCHAT_SESSION_IDLE_DAYS after it.
     last_inbound_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     fan: Mapped[Fan] = relationship(back_populates="identities")

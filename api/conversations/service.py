@@ -46,6 +46,11 @@ def get_identity(*, session: Session, channel: Channel, external_id: str) -> Cha
     )
 
 
+def last_active(identity: ChannelIdentity) -> dt.datetime:
+    """When the fan last used this identity (message, or web chat connection)."""
+    return identity.last_inbound_at or identity.created_at
+
+
 def current_for_identity(*, session: Session, identity_id: int) -> Conversation | None:
     """The identity's latest conversation (open or resolved)."""
     return session.scalar(

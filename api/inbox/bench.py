@@ -103,7 +103,8 @@ def serve(port: int, database_url: str) -> None:
                         RASA_URL=dead, ACTION_SERVER_URL=dead, LOG_LEVEL="warning",
                         STAFF_FILE=str(ROOT / "data" / "staff.yml"), RELAY_POLL_S=5)
     app = create_app(settings, triage=Triage.load(ROOT / "models" / "triage"))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning",
+                ws_max_size=settings.websocket_max_bytes)
 
 
 def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:

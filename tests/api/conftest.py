@@ -275,7 +275,7 @@ class LiveServer:
         self.port = free_port()
         self.app = create_app(settings, **app_kw)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on")
+                                lifespan="on", ws_max_size=settings.websocket_max_bytes)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

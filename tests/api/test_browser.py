@@ -64,3 +64,39 @@ def test_widget_greets_and_talks_to_the_bot(switchboard, tmp_path):
     # purpose (no CDN, nothing leaves the machine). Nothing else may be blocked.
     blocked = [e for e in errors if "Content Security Policy" in e or "violates" in e]
     assert all("fonts.googleapis.com" in e for e in blocked), blocked
+
+
+def test_widget_adopts_the_session_id_the_server_issues(switchboard):
+    """rasa-webchat keeps the id ``session_confirm`` returns: a stored id the server does not
+    accept (too short) is replaced in the browser, and a reload rejoins the issued one."""
+    from playwright.sync_api import sync_playwright
+
+    stored = "JSON.parse(localStorage.getItem('chat_session') || '{}').session_id || ''"
+
+    def issued_id(page, timeout_s: float = 30.0) -> str:
+        # polled from here: the page's CSP forbids the eval wait_for_function would need
+        for _ in range(int(timeout_s * 10)):
+            value = page.evaluate(stored)
+            if re.fullmatch(r"[0-9a-f]{32}", value):
+                return value
+            page.wait_for_timeout(100)
+        raise AssertionError(f"the widget holds no issued session id: {value!r}")
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(switchboard.url + "/")
+            first = issued_id(page)
+            page.reload()  # the stored id is replayed and kept
+            page.wait_for_timeout(1_000)
+            assert page.evaluate(stored) == first
+            page.evaluate("""() => {
+                const s = JSON.parse(localStorage.getItem('chat_session'));
+                s.session_id = 'short';
+                localStorage.setItem('chat_session', JSON.stringify(s));
+            }""")
+            page.reload()
+            assert issued_id(page) != first
+        finally:
+            browser.close()

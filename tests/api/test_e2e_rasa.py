@@ -89,7 +89,7 @@ async def test_webchat_fan_gets_the_dress_code(switchboard):
     widget = Widget(switchboard.url)
     await widget.connect()
     try:
-        sid = await widget.session("e2e-dress-code")
+        sid = await widget.session("e2e-dress-code-session")
         await widget.say("what's the dress code", sid)
         reply = await widget.next(timeout=60)
         assert "Smart casual" in reply["text"], reply
@@ -113,7 +113,7 @@ async def test_handoff_request_is_stored_and_never_shown(real_bot, switchboard):
     await widget.connect()
     seen: list[dict] = []
     try:
-        sid = await widget.session("e2e-handoff")
+        sid = await widget.session("e2e-handoff-session-01")
         await widget.say("i want to talk to a person", sid)
         seen.append(await widget.next(timeout=60))
         with pytest.raises(asyncio.TimeoutError):

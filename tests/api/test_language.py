@@ -173,18 +173,18 @@ async def test_webchat_greeting_follows_the_browser_then_the_fans_words(
     sio.on("session_confirm", confirmed.put_nowait)
     try:
         await sio.connect(server.url, socketio_path="/socket.io/", transports=["websocket"])
-        await sio.emit("session_request", {"session_id": "lang-1",
+        await sio.emit("session_request", {"session_id": "lang-session-0001",
                                            "customData": {"language": "es"}})
         await asyncio.wait_for(confirmed.get(), 5)
         for n, text in enumerate(("/greet", EN_QUESTION), start=1):
-            await sio.emit("user_uttered", {"message": text, "session_id": "lang-1",
+            await sio.emit("user_uttered", {"message": text, "session_id": "lang-session-0001",
                                             "customData": {"language": "es"}})
             await wait_for(lambda n=n: len(fake_rasa.calls) == n, 5)
     finally:
         await sio.disconnect()
         server.stop()
     # the widget's /greet has no words: the browser's language; then the fan's words decide
-    assert sent_languages(fake_rasa, "webchat-lang-1") == ["es", "en"]
+    assert sent_languages(fake_rasa, "webchat-lang-session-0001") == ["es", "en"]
 
 
 # -- the rules, as a pure function --------------------------------------------------------------

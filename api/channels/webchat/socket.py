@@ -1,15 +1,18 @@
 """The rasa-webchat socket.io protocol, spoken by the switchboard itself.
 
 ``session_request {"session_id"}`` → ``session_confirm <id>`` (the socket joins a room named by
-the id; an unknown id opens a conversation under it, a known one rejoins it);
-``user_uttered {"message", "session_id", "customData"}`` → ``bot_uttered`` per reply.
+the id and leaves the previous session's; a well-formed unknown id opens a conversation under it,
+a known one rejoins it unless idle too long; otherwise the server issues a random id, which
+rasa-webchat stores); ``user_uttered {"message", "session_id", "customData"}`` → ``bot_uttered``
+per reply. Browsers may connect only from our own page or the brand's sites (``origin_check``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
-import uuid
+from collections.abc import Callable
 from typing import Any
 
 import socketio
@@ -28,7 +31,8 @@ from api.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# A client-chosen id is kept only when it is long enough not to be guessed or shared by accident.
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")  # fullmatch: "$" would allow a final "\n"
 KNOWN_UTTERED = {"message", "session_id", "customData"}
 
 NOT_CONNECTED = {
@@ -78,6 +82,39 @@ def to_bot_uttered(message: OutgoingRef) -> list[dict[str, Any]]:
     return out
 
 
+def own_origins(environ: dict) -> set[str]:
+    """The origins of the page this request came from if it is ours: scheme://Host as the
+    server sees it, and as a balancer forwards it (X-Forwarded-Proto/-Host, first value, as
+    python-engineio reads them for ``cors_allowed_origins=None``). Trusting the forwarded
+    headers is safe here: a browser cannot set them on a WebSocket handshake, and on a polling
+    request they force a CORS preflight, which carries the real Host and is refused."""
+    host = environ.get("HTTP_HOST")
+    if not host:
+        return set()
+    # engine.io's ASGI environ always says "http" unless forwarded: read the real scheme.
+    scheme = "https" if environ.get("asgi.scope", {}).get("scheme") in ("https", "wss") else "http"
+    origins = {f"{scheme}://{host}".lower()}
+    if "HTTP_X_FORWARDED_PROTO" in environ or "HTTP_X_FORWARDED_HOST" in environ:
+        fwd_scheme = environ.get("HTTP_X_FORWARDED_PROTO", scheme).split(",")[0].strip()
+        fwd_host = environ.get("HTTP_X_FORWARDED_HOST", host).split(",")[0].strip()
+        origins.add(f"{fwd_scheme}://{fwd_host}".lower())
+    return origins
+
+
+def origin_check(brand_sites: frozenset[str]) -> Callable[[str | None, dict], bool]:
+    """python-engineio's ``cors_allowed_origins`` callable: a browser's Origin must be our own
+    page's or one of the brand's sites. Requests without an Origin (not browsers) pass: the
+    check exists against other web pages driving a fan's browser."""
+
+    def allowed_origin(origin: str | None, environ: dict) -> bool:
+        if not origin:
+            return True
+        origin = origin.rstrip("/").lower()
+        return origin in brand_sites or origin in own_origins(environ)
+
+    return allowed_origin
+
+
 class WebchatChannel:
     """socket.io server (python-socketio) plus the deliverer for web chat conversations."""
 
@@ -98,11 +135,13 @@ class WebchatChannel:
         self.first_message: set[str] = set()
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
-            cors_allowed_origins=[],  # same origin only: the fan page is served by us
+            cors_allowed_origins=origin_check(settings.webchat_origins),
             logger=False,
             engineio_logger=False,
-            max_http_buffer_size=settings.max_body_bytes,
+            # Polling bodies and WebSocket messages (uvicorn's ws_max_size caps frames too).
+            max_http_buffer_size=settings.websocket_max_bytes,
         )
+        self.idle_limit = dt.timedelta(days=settings.webchat_session_idle_days)
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
         self.sio.on("session_request", self.on_session_request)
@@ -141,10 +180,8 @@ class WebchatChannel:
 
     async def on_session_request(self, sid: str, data: Any = None) -> None:
         requested = data.get("session_id") if isinstance(data, dict) else None
-        if isinstance(requested, str) and SESSION_ID.match(requested):
-            session_id = requested
-        else:
-            session_id = uuid.uuid4().hex
+        if not (isinstance(requested, str) and SESSION_ID.fullmatch(requested)):
+            requested = None  # the server issues one
         language = None  # the browser's: for the greeting, until the fan's words decide
         if isinstance(data, dict) and isinstance(data.get("customData"), dict):
             language = declared(data["customData"].get("language"))
@@ -152,9 +189,14 @@ class WebchatChannel:
         if await self._limited(sid, language, BUSY_NETWORK, (Scope.session_request, address)):
             return
         conv = await self.db.run(
-            flows.open_session, channel=Channel.webchat, external_id=session_id,
+            flows.open_webchat_session, requested_id=requested, idle_limit=self.idle_limit,
             declared_language=language,
         )
+        session_id = conv.external_id
+        # One session per socket: replies for a session it asked for before must not reach it.
+        for room in self.sio.rooms(sid):
+            if room not in (sid, session_id):
+                await self.sio.leave_room(sid, room)
         await self.sio.enter_room(sid, session_id)
         await self.sio.save_session(sid, {"session_id": session_id, "conversation_id": conv.id})
         self.first_message.add(sid)

@@ -46,7 +46,7 @@ async def test_webchat_handoff_named_person_silence_and_handback(switchboard):
         widget = Widget(switchboard.url)
         await widget.connect()
         try:
-            sid = await widget.session("e2e-welfare")
+            sid = await widget.session("e2e-welfare-session-01")
             started = time.monotonic()
             await widget.say(LOST, sid)
             told = await widget.next(timeout=5)

@@ -235,7 +235,7 @@ async def test_staff_message_on_webchat_carries_the_sender(live_server, triage_e
         widget = Widget(live_server.url)
         await widget.connect()
         try:
-            sid = await widget.session("wc-handoff")
+            sid = await widget.session("wc-handoff-session-01")
             await widget.say(LOST_FRIEND, sid)
             first = await widget.next()
             assert first["text"] == NOOR_TEXT
