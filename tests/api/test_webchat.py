@@ -420,5 +420,6 @@ def test_launcher_caps_websocket_frames(monkeypatch):
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
     monkeypatch.setenv("WEBSOCKET_MAX_BYTES", "70000")
+    monkeypatch.setenv("APP_ENV", "local")  # the service's default is production
     launcher.main()
     assert seen["ws_max_size"] == 70000
