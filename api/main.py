@@ -23,6 +23,7 @@ from api.clock import Clock, SystemClock
 from api.conversations.language import LanguageDecider
 from api.conversations.router import router as conversations_router
 from api.db import Database
+from api.errors import ERROR_RESPONSES
 from api.events import EventBus, InProcessEventBus
 from api.handoff.manager import HandoffManager
 from api.health.router import router as health_router
@@ -190,17 +191,12 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
         return JSONResponse({"detail": errors}, status_code=422)
 
     app.include_router(health_router)
-    app.include_router(rest_router)
-    app.include_router(messenger_router)
+    # Every API and webhook route declares the shared error codes (api/errors.py).
+    for router in (rest_router, messenger_router, auth_router, staff_router, inbox_api_router,
+                   conversations_router, review_router, training_router, models_router):
+        app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(webchat_router)
-    app.include_router(auth_router)
-    app.include_router(staff_router)
-    app.include_router(inbox_api_router)
-    app.include_router(conversations_router)
     app.include_router(inbox_pages_router)
-    app.include_router(review_router)
-    app.include_router(training_router)
-    app.include_router(models_router)
     app.include_router(operator_pages_router)
     app.mount("/socket.io", services.webchat.asgi_app())
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)

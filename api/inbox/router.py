@@ -22,6 +22,7 @@ from api.enums import StaffRole
 from api.inbox import schemas, service, sessions
 from api.inbox.models import CannedResponse
 from api.staff.models import Staff
+from api.text import StorableStr
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -66,7 +67,7 @@ async def login_page(services: ServicesDep, error: str = "", next: str = "") -> 
 
 @pages.post("/inbox/login")
 async def login_submit(request: Request, services: ServicesDep,
-                       handle: Annotated[str, Form(max_length=64)],
+                       handle: Annotated[StorableStr, Form(max_length=64)],
                        password: Annotated[str, Form(max_length=256)],
                        csrf: Annotated[str, Form(max_length=100)] = "",
                        next: Annotated[str, Form(max_length=100)] = ""):

@@ -14,6 +14,7 @@ from api.auth.dependencies import CurrentOperator
 from api.dependencies import ServicesDep
 from api.review import schemas, service, training_data
 from api.review.models import ReviewReason, ReviewStatus
+from api.text import StorableStr
 
 router = APIRouter(prefix="/api/v1/review", tags=["review"])
 ItemId = Annotated[int, PathParam(ge=1)]
@@ -44,8 +45,8 @@ async def list_items(
     staff: CurrentOperator, services: ServicesDep,
     status: Annotated[ReviewStatus | Literal["all"], Query()] = ReviewStatus.new,
     reason: ReviewReason | None = None,
-    intent: Annotated[str | None, Query(max_length=100)] = None,
-    q: Annotated[str | None, Query(max_length=200)] = None,
+    intent: Annotated[StorableStr | None, Query(max_length=100)] = None,
+    q: Annotated[StorableStr | None, Query(max_length=200)] = None,
     sort: Literal["count", "recent", "confidence"] = "count",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,

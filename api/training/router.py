@@ -65,7 +65,9 @@ async def evaluation(model_id: ModelId, staff: CurrentOperator, services: Servic
             "plots": [name for name in PLOTS if (base / name).exists()]}
 
 
-@router.get("/models/{model_id}/plots/{name:path}")
+@router.get("/models/{model_id}/plots/{name:path}", response_class=FileResponse,
+            responses={200: {"content": {"image/png": {"schema": {"type": "string",
+                                                                  "format": "binary"}}}}})
 async def plot(model_id: ModelId, name: str, staff: CurrentOperator,
                services: ServicesDep) -> FileResponse:
     if name not in PLOTS:

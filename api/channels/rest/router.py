@@ -12,11 +12,26 @@ from api.channels.common import BadMessage, check_text, log_unknown_fields, read
 from api.conversations.language import declared
 from api.dependencies import ServicesDep
 from api.enums import Channel
+from api.text import first_unstorable
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["channels"])
 
 KNOWN = {"sender", "message", "metadata", "input_channel"}
+# Rasa's REST channel body (described for the schema; the route parses it itself, so unknown
+# fields are ignored, not refused).
+WEBHOOK_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["sender", "message"],
+    "properties": {
+        "sender": {"type": "string", "minLength": 1, "maxLength": 128,
+                   "description": "the fan's id in the calling system"},
+        "message": {"type": "string", "minLength": 1, "maxLength": 4000},
+        "metadata": {"type": "object", "properties": {
+            "message_id": {"type": "string", "description": "the client's id: a resend with "
+                                                            "the same id is not taken twice"},
+            "language": {"type": "string", "description": "a hint, e.g. es-ES"}}},
+    },
+}}}}}
 
 
 def to_rest_items(recipient_id: str, messages: list[flows.OutgoingRef]) -> list[dict[str, Any]]:
@@ -43,13 +58,16 @@ def _sender(sender: dict[str, Any]) -> dict[str, Any]:
     return {"name": sender.get("name"), "title": sender.get("title")}
 
 
-@router.post("/webhooks/rest/webhook")
+@router.post("/webhooks/rest/webhook", openapi_extra=WEBHOOK_BODY)
 async def rest_webhook(request: Request, services: ServicesDep) -> list[dict[str, Any]]:
     """Take ``{"sender", "message", "metadata"?}``; answer with the bot's replies."""
     _, data = await read_json(request)
     if not isinstance(data, dict):
         raise HTTPException(400, "body must be a JSON object")
     log_unknown_fields("rest", data, KNOWN)
+    # sender, metadata and text are stored or compared in the database: refuse what it cannot hold
+    if bad := first_unstorable(data):
+        raise HTTPException(422, bad)
     sender = data.get("sender")
     if not isinstance(sender, str) or not sender.strip() or len(sender) > 128:
         raise HTTPException(422, "sender must be a non-empty string of at most 128 characters")
