@@ -38,6 +38,7 @@ from api.review.router import router as review_router
 from api.services import Services
 from api.settings import DEFAULT_DEMO_PASSWORD, Settings, get_settings
 from api.staff.router import router as staff_router
+from api.text import renderable
 from api.training.router import router as training_router
 from api.training.runner import TrainingRunner
 
@@ -188,6 +189,8 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
     async def _validation(_request, exc: RequestValidationError) -> JSONResponse:
         # A model validator's error carries the exception object in ``ctx``: say it in words.
         errors = [{k: v for k, v in e.items() if k != "ctx"} for e in exc.errors()]
+        # The echoed input may hold a lone surrogate, which no response body can carry.
+        errors = renderable(errors)
         return JSONResponse({"detail": errors}, status_code=422)
 
     app.include_router(health_router)

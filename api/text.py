@@ -20,16 +20,35 @@ def unstorable(value: str) -> str | None:
     return None
 
 
+def escaped(value: str) -> str:
+    """``value`` as it can be shown in a response or a log: unstorable characters escaped."""
+    return value.encode("unicode_escape").decode("ascii") if unstorable(value) else value
+
+
+def renderable(value: Any) -> Any:
+    """A JSON value (an error's echo of the input) with every string ``escaped``: a lone
+    surrogate cannot be encoded into a response body at all."""
+    if isinstance(value, str):
+        return escaped(value)
+    if isinstance(value, dict):
+        return {escaped(str(k)): renderable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [renderable(v) for v in value]
+    return value
+
+
 def first_unstorable(value: Any, where: str = "") -> str | None:
     """The first string in a JSON value (keys included) that cannot be stored, as
-    ``"<where> <why>"``; None when every string can."""
+    ``"<where> <why>"`` (``where`` escaped); None when every string can."""
     if isinstance(value, str):
         why = unstorable(value)
         return f"{where or 'value'} {why}" if why else None
     if isinstance(value, dict):
         for key, item in value.items():
-            name = f"{where}.{key}" if where else str(key)
-            found = first_unstorable(str(key), f"{name} (key)") or first_unstorable(item, name)
+            shown = escaped(str(key))
+            name = f"{where}.{shown}" if where else shown
+            found = (first_unstorable(str(key), f"{name} (key)")
+                     or first_unstorable(item, name))
             if found:
                 return found
     elif isinstance(value, list):

@@ -248,6 +248,7 @@ def run_schemathesis(base_url: str, staff: Staff, examples: int, seed_value: int
     session = requests.Session()
     signer = MessengerSignature()
     for operation in operations:
+        label = f"{operation.method.upper()} {operation.path}"
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             strategy = operation.as_strategy(generation_mode=mode)
 
@@ -257,14 +258,13 @@ def run_schemathesis(base_url: str, staff: Staff, examples: int, seed_value: int
                                  suppress_health_check=list(hypothesis.HealthCheck),
                                  verbosity=hypothesis.Verbosity.quiet)
             @hypothesis.seed(seed_value)
-            def one(case, operation=operation) -> None:
+            def one(case) -> None:
                 headers = dict(case.headers or {})
                 headers.update(staff.for_path(operation.path))
                 auth = signer if operation.path == "/webhooks/messenger" else None
                 response = case.call(base_url=base_url, session=session, headers=headers,
                                      auth=auth, timeout=60)
                 tally.examples += 1
-                label = f"{operation.method.upper()} {operation.path}"
                 if response.status_code >= 500:
                     tally.server_errors += 1
                     tally.finding(f"{label}: {response.status_code} (see the server log)")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException
 from api.auth import security, service
 from api.auth.schemas import LoginRequest, TokenRead
 from api.dependencies import ServicesDep
+from api.errors import ErrorBody
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -38,8 +39,9 @@ def check_login(session, *, handle: str, password: str, now):
 
 
 @router.post("/login", response_model=TokenRead,
-             responses={401: {"description": "wrong handle or password"},
-                        429: {"description": "locked out after repeated failures"}})
+             responses={401: {"model": ErrorBody, "description": "wrong handle or password"},
+                        429: {"model": ErrorBody,
+                              "description": "locked out after repeated failures"}})
 async def login(body: LoginRequest, services: ServicesDep) -> TokenRead:
     settings = services.settings
 

@@ -6,7 +6,7 @@ import hmac
 import logging
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from starlette.background import BackgroundTask
 
 from api.channels.common import clean_json, decode_json
@@ -55,6 +55,9 @@ WEBHOOK_BODY = {
         },
     }}}},
 }
+# The answers are plain text; errors stay JSON (``response_class=Response`` keeps the shared
+# error declarations under application/json).
+PLAIN_TEXT = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}}}
 HANDSHAKE = {"parameters": [
     {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
     for name in ("hub.mode", "hub.verify_token", "hub.challenge")]}
@@ -65,7 +68,8 @@ def _require_enabled(services) -> None:
         raise HTTPException(404, "Messenger is not configured on this switchboard")
 
 
-@router.get("/webhooks/messenger", response_class=PlainTextResponse, openapi_extra=HANDSHAKE)
+@router.get("/webhooks/messenger", response_class=Response, responses=PLAIN_TEXT,
+            openapi_extra=HANDSHAKE)
 async def verify_subscription(request: Request, services: ServicesDep) -> PlainTextResponse:
     """Answer Meta's ``hub.challenge`` when the verify token matches (403 otherwise)."""
     _require_enabled(services)
@@ -78,7 +82,7 @@ async def verify_subscription(request: Request, services: ServicesDep) -> PlainT
     raise HTTPException(403, "verification failed")
 
 
-@router.post("/webhooks/messenger", response_class=PlainTextResponse,
+@router.post("/webhooks/messenger", response_class=Response, responses=PLAIN_TEXT,
              openapi_extra=WEBHOOK_BODY)
 async def receive(request: Request, services: ServicesDep) -> PlainTextResponse:
     """Check the signature over the raw body, record every event, answer 200, then relay."""
