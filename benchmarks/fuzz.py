@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
-import json
 import os
 import shutil
 import subprocess
@@ -36,7 +35,6 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import httpx
 import requests
@@ -228,61 +226,66 @@ def seed_conversations(base_url: str) -> None:
 def run_schemathesis(base_url: str, staff: Staff, examples: int, seed_value: int,
                      tally: Tally) -> int:
     """Fuzz every operation; returns how many operations ran."""
-    import hypothesis
     import schemathesis
     from schemathesis import GenerationMode
+
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [op for op in operations if op.path not in SKIPPED_PATHS]
+    session = requests.Session()
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            fuzz_operation(operation, mode, base_url=base_url, session=session, staff=staff,
+                           examples=examples, seed_value=seed_value, tally=tally)
+    return len(operations)
+
+
+def fuzz_operation(operation, mode, *, base_url: str, session: requests.Session, staff: Staff,
+                   examples: int, seed_value: int, tally: Tally) -> None:
+    """``examples`` generated requests (``mode``: schema-valid or not) to one operation."""
+    import hypothesis
+    from schemathesis.core.failures import FailureGroup
     from schemathesis.specs.openapi.checks import (
         content_type_conformance,
         response_schema_conformance,
         status_code_conformance,
     )
 
-    conformance = (status_code_conformance, content_type_conformance,
-                   response_schema_conformance)
-    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
-    operations = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        if operation.path not in SKIPPED_PATHS:
-            operations.append(operation)
-    session = requests.Session()
-    signer = MessengerSignature()
-    for operation in operations:
-        label = f"{operation.method.upper()} {operation.path}"
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            strategy = operation.as_strategy(generation_mode=mode)
+    conformance = [status_code_conformance, content_type_conformance,
+                   response_schema_conformance]
+    label = f"{operation.method.upper()} {operation.path}"
+    auth = MessengerSignature() if operation.path == "/webhooks/messenger" else None
+    revokes = operation.path.startswith("/api/v1/auth/") and not operation.path.endswith("/login")
 
-            @hypothesis.given(case=strategy)
-            @hypothesis.settings(max_examples=examples, deadline=None, database=None,
-                                 derandomize=False, phases=[hypothesis.Phase.generate],
-                                 suppress_health_check=list(hypothesis.HealthCheck),
-                                 verbosity=hypothesis.Verbosity.quiet)
-            @hypothesis.seed(seed_value)
-            def one(case) -> None:
-                headers = dict(case.headers or {})
-                headers.update(staff.for_path(operation.path))
-                auth = signer if operation.path == "/webhooks/messenger" else None
-                response = case.call(base_url=base_url, session=session, headers=headers,
-                                     auth=auth, timeout=60)
-                tally.examples += 1
-                if response.status_code >= 500:
-                    tally.server_errors += 1
-                    tally.finding(f"{label}: {response.status_code} (see the server log)")
-                try:
-                    case.validate_response(response, checks=conformance)
-                except Exception as exc:  # a conformance failure, or several
-                    tally.schema_violations += 1
-                    first = str(exc).strip().splitlines()[:3]
-                    tally.finding(f"{label} {response.status_code}: {' | '.join(first)}")
-                if operation.path.startswith("/api/v1/auth/") and not operation.path.endswith(
-                        "/login"):
-                    staff.renew_if_revoked()
+    @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
+    @hypothesis.settings(max_examples=examples, deadline=None, database=None,
+                         phases=[hypothesis.Phase.generate],
+                         suppress_health_check=list(hypothesis.HealthCheck),
+                         verbosity=hypothesis.Verbosity.quiet)
+    @hypothesis.seed(seed_value)
+    def one(case) -> None:
+        headers = {**(case.headers or {}), **staff.for_path(operation.path)}
+        response = case.call(base_url=base_url, session=session, headers=headers, auth=auth,
+                             timeout=60)
+        tally.examples += 1
+        if response.status_code >= 500:
+            tally.server_errors += 1
+            tally.finding(f"{label}: {response.status_code} (see the server log)")
+        try:
+            case.validate_response(response, checks=conformance)
+        except FailureGroup as group:  # one exception per failed check
+            tally.schema_violations += 1
+            for failure in group.exceptions:
+                title = getattr(failure, "title", type(failure).__name__)
+                tally.finding(f"{label} {response.status_code}: {title}: "
+                              f"{str(failure).splitlines()[-1][:200]}")
+        if revokes:
+            staff.renew_if_revoked()
 
-            try:
-                one()
-            except hypothesis.errors.Unsatisfiable:
-                pass  # no invalid data exists for this operation (nothing to fuzz negatively)
-    return len(operations)
+    try:
+        one()
+    except hypothesis.errors.Unsatisfiable:
+        pass  # e.g. no schema-invalid request exists for an operation without parameters
 
 
 def main(argv: list[str] | None = None) -> int:

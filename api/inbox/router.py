@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Header, HTTPException, Request
+from fastapi import APIRouter, Form, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from api.auth.dependencies import CurrentStaff, staff_for_cookie
 from api.auth.router import LockedOut, check_login
+from api.columns import ID_MAX
 from api.conversations.router import _run
 from api.dependencies import ServicesDep
 from api.enums import StaffRole
@@ -188,7 +189,8 @@ async def static(name: str) -> FileResponse:
 
 
 # -- API ----------------------------------------------------------------------------------------
-ConvId = Annotated[int, PathParam(ge=1)]
+ConvId = Annotated[int, PathParam(ge=1, le=ID_MAX)]
+RowId = Annotated[int, PathParam(ge=1, le=ID_MAX)]
 
 
 @api.get("/inbox")
@@ -245,7 +247,7 @@ async def transfer(conversation_id: ConvId, body: schemas.TransferCreate, staff:
 
 
 @api.post("/conversations/{conversation_id}/messages/{message_id}/flag", status_code=201)
-async def flag(conversation_id: ConvId, message_id: Annotated[int, PathParam(ge=1)],
+async def flag(conversation_id: ConvId, message_id: RowId,
                body: schemas.FlagCreate, staff: CurrentStaff, services: ServicesDep) -> dict:
     """Flag a fan message for the operators: ``kind`` ``bot`` ("the bot should have known
     this", the default), ``needs_person`` ("this should have come to a person", with the triage
@@ -281,7 +283,8 @@ def _may_edit_canned(staff, row: CannedResponse) -> bool:
 
 @api.get("/canned")
 async def canned(staff: CurrentStaff, services: ServicesDep,
-                 conversation_id: int | None = None) -> list[dict]:
+                 conversation_id: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
+                 ) -> list[dict]:
     """Canned responses (each with ``may_edit`` for me); with ``conversation_id`` (one I may
     read), placeholders filled in."""
     rows = await services.db.run(lambda s: [_canned_read(c, staff) for c in service.canned_list(
@@ -322,7 +325,7 @@ async def add_canned(body: schemas.CannedCreate, staff: CurrentStaff,
 
 
 @api.put("/canned/{canned_id}")
-async def edit_canned(canned_id: Annotated[int, PathParam(ge=1)], body: schemas.CannedCreate,
+async def edit_canned(canned_id: RowId, body: schemas.CannedCreate,
                       staff: CurrentStaff, services: ServicesDep) -> dict:
     """Change a canned response's shortcut and text (its author or a supervisor)."""
     def work(session):
@@ -347,7 +350,7 @@ async def edit_canned(canned_id: Annotated[int, PathParam(ge=1)], body: schemas.
 
 
 @api.delete("/canned/{canned_id}", status_code=204)
-async def delete_canned(canned_id: Annotated[int, PathParam(ge=1)], staff: CurrentStaff,
+async def delete_canned(canned_id: RowId, staff: CurrentStaff,
                         services: ServicesDep) -> None:
     """Remove a canned response (its author or a supervisor)."""
     def work(session):

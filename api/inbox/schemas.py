@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.triage.semantic import LABELS, NONE, Kind
 from api.text import StorableStr
+from api.triage.semantic import LABELS, NONE, Kind
 
 
 class Strict(BaseModel):

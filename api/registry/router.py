@@ -8,13 +8,14 @@ from fastapi import APIRouter, HTTPException
 from fastapi import Path as PathParam
 
 from api.auth.dependencies import CurrentOperator
+from api.columns import ID_MAX
 from api.dependencies import ServicesDep
 from api.errors import UPSTREAM_FAILED
 from api.registry import activation, schemas
 from api.registry import service as registry
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
-ModelId = Annotated[int, PathParam(ge=1)]
+ModelId = Annotated[int, PathParam(ge=1, le=ID_MAX)]
 
 
 @router.get("")

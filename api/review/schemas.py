@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.triage.semantic import LABELS
+from api.columns import ID_MAX
 from api.text import StorableStr
+from api.triage.semantic import LABELS
 
 
 class NewIntentIn(BaseModel):
@@ -61,7 +62,7 @@ class TriageExample(BaseModel):
 class Bulk(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[int] = Field(min_length=1, max_length=500)
+    ids: list[Annotated[int, Field(ge=1, le=ID_MAX)]] = Field(min_length=1, max_length=500)
     action: Literal["ignore", "reopen", "annotate"]
     intent: StorableStr | None = Field(default=None, max_length=100)
 

@@ -157,3 +157,30 @@ async def test_webchat_refuses_bad_text_in_ids_and_custom_data(live_server, fake
     finally:
         await widget.close()
     assert _incoming(live_server.app.state.services) == 1
+
+
+async def test_ids_beyond_the_database_range_are_422(harness):
+    # Found by the fuzzer: an id over PostgreSQL's INTEGER (or SQLite's 64 bits) was a 500.
+    noor = await login(harness.client, "noor")
+    sam = await login(harness.client, "sam")
+    huge = 72737182644551909376
+    calls = [
+        (noor, "GET", f"/api/v1/conversations/{huge}", None),
+        (noor, "GET", f"/api/v1/conversations/{2**31}/context", None),
+        (noor, "POST", f"/api/v1/conversations/1/messages/{huge}/flag", {"reason": "x"}),
+        (noor, "PUT", f"/api/v1/canned/{huge}", {"shortcut": "hi", "text": "hello"}),
+        (noor, "DELETE", f"/api/v1/canned/{2**31}", None),
+        (noor, "GET", f"/api/v1/canned?conversation_id={huge}", None),
+        (sam, "GET", f"/api/v1/review/items/{huge}", None),
+        (sam, "GET", f"/api/v1/review/items?offset={huge}", None),
+        (sam, "POST", "/api/v1/review/items/bulk", {"ids": [huge], "action": "ignore"}),
+        (sam, "GET", f"/api/v1/training/jobs/{huge}", None),
+        (sam, "GET", f"/api/v1/training/models/{huge}/evaluation", None),
+        (sam, "POST", f"/api/v1/models/{huge}/activate", None),
+        (sam, "POST", "/api/v1/models/rollback", {"to_model_id": huge}),
+    ]
+    for who, method, url, body in calls:
+        r = await harness.client.request(method, url, json=body, headers=who)
+        assert r.status_code == 422, (method, url, r.text)
+    r = await harness.client.get(f"/api/v1/conversations/{2**31 - 1}", headers=noor)
+    assert r.status_code == 404  # the largest id is still an ordinary "not found"
