@@ -12,8 +12,9 @@ reports) and the switchboard under uvicorn in local mode with Messenger on.
 Every operation of the schema except the event stream (SSE never ends) gets ``N`` generated
 requests with schema-valid data and ``N`` with schema-invalid data, each with a staff token
 (an operator's for the operators' API, a supervisor's elsewhere); Messenger bodies are signed in
-a request hook; after a call under ``/api/v1/auth/`` the fuzzer checks its token and signs in
-again if the call revoked it. Counted: 5xx responses (``server_errors``) and responses the schema
+a request hook (``MessengerSignature``); after a call that may revoke a token (sign-out,
+password change, anything under ``/api/v1/auth/``) or any 401 the fuzzer checks its tokens and
+signs in again. Counted: 5xx responses (``server_errors``) and responses the schema
 does not allow (``schema_violations``: status code, content type or body not as declared).
 
 The last line: ``fuzz operations=<n> examples=<n> server_errors=<n> schema_violations=<n>``;
@@ -255,7 +256,10 @@ def fuzz_operation(operation, mode, *, base_url: str, session: requests.Session,
                    response_schema_conformance]
     label = f"{operation.method.upper()} {operation.path}"
     auth = MessengerSignature() if operation.path == "/webhooks/messenger" else None
-    revokes = operation.path.startswith("/api/v1/auth/") and not operation.path.endswith("/login")
+    # sign-out, password change: calls that may end the fuzzer's own token
+    revokes = operation.path != "/api/v1/auth/login" and (
+        operation.path.startswith("/api/v1/auth/") or "password" in operation.path
+        or "logout" in operation.path)
 
     @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
     @hypothesis.settings(max_examples=examples, deadline=None, database=None,
@@ -279,7 +283,8 @@ def fuzz_operation(operation, mode, *, base_url: str, session: requests.Session,
                 title = getattr(failure, "title", type(failure).__name__)
                 tally.finding(f"{label} {response.status_code}: {title}: "
                               f"{str(failure).splitlines()[-1][:200]}")
-        if revokes:
+        if revokes or (response.status_code == 401 and operation.path.startswith("/api/v1/")
+                       and operation.path != "/api/v1/auth/login"):
             staff.renew_if_revoked()
 
     try:
