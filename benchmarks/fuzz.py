@@ -210,10 +210,16 @@ class Tally:
         self.examples = 0
         self.server_errors = 0
         self.schema_violations = 0
-        self.findings: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()  # server errors by operation and status
+        self.violations: Counter[str] = Counter()  # failed checks by operation and check
 
-    def finding(self, text: str) -> None:
-        self.findings[text[:300]] += 1
+    def report(self) -> None:
+        for title, found in (("server errors", self.errors), ("schema violations",
+                                                                self.violations)):
+            if found:
+                print(f"{title}:")
+            for text, count in found.most_common(40):
+                print(f"  {count:4d} x {text}")
 
 
 def seed_conversations(base_url: str) -> None:
@@ -274,15 +280,15 @@ def fuzz_operation(operation, mode, *, base_url: str, session: requests.Session,
         tally.examples += 1
         if response.status_code >= 500:
             tally.server_errors += 1
-            tally.finding(f"{label}: {response.status_code} (see the server log)")
+            tally.errors[f"{label}: {response.status_code}"] += 1
         try:
             case.validate_response(response, checks=conformance)
         except FailureGroup as group:  # one exception per failed check
             tally.schema_violations += 1
             for failure in group.exceptions:
                 title = getattr(failure, "title", type(failure).__name__)
-                tally.finding(f"{label} {response.status_code}: {title}: "
-                              f"{str(failure).splitlines()[-1][:200]}")
+                detail = str(failure).strip().splitlines()[-1][:200]
+                tally.violations[f"{label} {response.status_code}: {title}: {detail}"] += 1
         if revokes or (response.status_code == 401 and operation.path.startswith("/api/v1/")
                        and operation.path != "/api/v1/auth/login"):
             staff.renew_if_revoked()
@@ -368,8 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
             admin.dispose()
 
-    for text_, count in tally.findings.most_common(30):
-        print(f"  {count:4d} x {text_}")
+    tally.report()
     if tally.server_errors:
         server_log = log_path.read_text(errors="replace")
         print("server log (tail):")

@@ -64,7 +64,7 @@ fuzz: api-env services train-triage
 
 # The short run in `make test` (about two minutes here).
 fuzz-short:
-	@$(STAGE) "fuzz (short, SQLite)" -- $(API_PY) -m benchmarks.fuzz --examples 8
+	@$(STAGE) "fuzz (short, SQLite)" -- $(API_PY) -m benchmarks.fuzz --examples 12
 
 # Migrate the database DATABASE_URL points at (default: SQLite under var/).
 db-upgrade: api-env
