@@ -25,6 +25,7 @@ from api.clock import Clock, SystemClock
 from api.conversations.language import LanguageDecider
 from api.conversations.router import router as conversations_router
 from api.db import Database
+from api.errors import ERROR_RESPONSES
 from api.events import EventBus, InProcessEventBus
 from api.handoff.manager import HandoffManager
 from api.health.router import router as health_router
@@ -41,6 +42,7 @@ from api.review.router import router as review_router
 from api.services import Services
 from api.settings import DEFAULT_DEMO_PASSWORD, Settings, get_settings
 from api.staff.router import router as staff_router
+from api.text import renderable
 from api.training.router import router as training_router
 from api.training.runner import TrainingRunner
 
@@ -205,20 +207,17 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
     async def _validation(_request, exc: RequestValidationError) -> JSONResponse:
         # A model validator's error carries the exception object in ``ctx``: say it in words.
         errors = [{k: v for k, v in e.items() if k != "ctx"} for e in exc.errors()]
+        # The echoed input may hold a lone surrogate, which no response body can carry.
+        errors = renderable(errors)
         return JSONResponse({"detail": errors}, status_code=422)
 
     app.include_router(health_router)
-    app.include_router(rest_router)
-    app.include_router(messenger_router)
+    # Every API and webhook route declares the shared error codes (api/errors.py).
+    for router in (rest_router, messenger_router, auth_router, staff_router, inbox_api_router,
+                   conversations_router, review_router, training_router, models_router):
+        app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(webchat_router)
-    app.include_router(auth_router)
-    app.include_router(staff_router)
-    app.include_router(inbox_api_router)
-    app.include_router(conversations_router)
     app.include_router(inbox_pages_router)
-    app.include_router(review_router)
-    app.include_router(training_router)
-    app.include_router(models_router)
     app.include_router(operator_pages_router)
     app.mount("/socket.io", services.webchat.asgi_app())
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)

@@ -10,7 +10,7 @@ REDIS_READY := redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1
 API_PYTEST := $(API_PY) -m pytest tests/api -p no:cacheprovider
 
 .PHONY: api-env npm-assets chromium services test-api test-api-sqlite test-api-postgres \
-	db-upgrade bench-switchboard bench-handoff bench-inbox bench-flood
+	db-upgrade bench-switchboard bench-handoff bench-inbox bench-flood fuzz fuzz-short
 
 # .venv from requirements/api.lock (recreated when the lock changes).
 api-env: $(API_STAMP)
@@ -42,7 +42,7 @@ services:
 # `train` keeps current), then on PostgreSQL only what can differ there: the tests that reach a
 # database (tests/api/conftest.py deselects pure ones), without the Rasa and browser tests.
 test-api: api-env npm-assets chromium services train train-triage
-	$(MAKE) --no-print-directory test-api-sqlite test-api-postgres
+	$(MAKE) --no-print-directory test-api-sqlite test-api-postgres fuzz-short
 
 test-api-sqlite:
 	@$(STAGE) "switchboard tests (SQLite)" -- env SWITCHBOARD_TEST_DB=sqlite $(API_PYTEST) -q
@@ -50,6 +50,21 @@ test-api-sqlite:
 test-api-postgres:
 	@$(STAGE) "switchboard tests (PostgreSQL)" -- env SWITCHBOARD_TEST_DB=postgresql \
 	  $(API_PYTEST) -q -m "not rasa and not browser"
+
+# Schemathesis against the OpenAPI schema on a throwaway instance (benchmarks/fuzz.py: its own
+# temp project, database, free ports, fake Rasa, Graph and trainer; stops by itself). Last line:
+# `fuzz operations=.. examples=.. server_errors=.. schema_violations=..`; fails unless both are 0.
+# FUZZ_EXAMPLES: generated requests per operation and mode; FUZZ_DB=postgresql: a fresh database
+# on 127.0.0.1:5432 instead of SQLite.
+FUZZ_EXAMPLES ?= 50
+FUZZ_DB ?= sqlite
+fuzz: api-env services train-triage
+	$(API_PY) -m benchmarks.fuzz --examples $(FUZZ_EXAMPLES) \
+	  $(if $(filter postgresql,$(FUZZ_DB)),--postgresql)
+
+# The short run in `make test` (1-3 minutes on a busy 2-core machine; the bound is 4).
+fuzz-short:
+	@$(STAGE) "fuzz (short, SQLite)" -- $(API_PY) -m benchmarks.fuzz --examples 10
 
 # Migrate the database DATABASE_URL points at (default: SQLite under var/; local mode unless
 # APP_ENV says otherwise).

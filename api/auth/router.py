@@ -14,6 +14,7 @@ from api.auth.authenticator import LockedOut, WrongPassword
 from api.auth.dependencies import CurrentStaff, bearer, client_address
 from api.auth.schemas import LoginRequest, PasswordChange, TokenRead
 from api.dependencies import ServicesDep
+from api.errors import ErrorBody
 from api.inbox.sessions import COOKIE
 from api.ratelimit.dependencies import login_allowed, too_many
 
@@ -21,8 +22,9 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 UNAUTHORIZED = {401: {"description": "missing, invalid, expired or revoked token"}}
-LOCKED = {429: {"description": "locked out after repeated failures, or too many attempts from "
-                                 "this address (see Retry-After)"}}
+LOCKED = {429: {"model": ErrorBody,
+                "description": "locked out after repeated failures, or too many attempts from "
+                               "this address (see Retry-After)"}}
 
 
 def locked_out(exc: LockedOut) -> HTTPException:
@@ -31,7 +33,8 @@ def locked_out(exc: LockedOut) -> HTTPException:
 
 
 @router.post("/login", response_model=TokenRead,
-             responses={401: {"description": "wrong handle or password"}, **LOCKED})
+             responses={401: {"model": ErrorBody, "description": "wrong handle or password"},
+                        **LOCKED})
 async def login(body: LoginRequest, request: Request, services: ServicesDep) -> TokenRead:
     limit = await login_allowed(request, services)
     if not limit.allowed:

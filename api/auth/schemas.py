@@ -6,11 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.text import StorableStr
+
 
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    handle: str = Field(min_length=1, max_length=64)
+    handle: StorableStr = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=256)
 
 

@@ -113,6 +113,17 @@ def clean_text(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
+def clean_json(value: Any) -> Any:
+    """``clean_text`` on every string (keys included) of a decoded JSON value."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_json(v) for v in value]
+    return value
+
+
 def log_unknown_fields(where: str, data: dict[str, Any], known: set[str]) -> None:
     extra = sorted(set(data) - known)
     if extra:

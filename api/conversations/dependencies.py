@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path
 
 from api.auth.dependencies import CurrentStaff
+from api.columns import ID_MAX
 from api.conversations import service
 from api.conversations.schemas import AssigneeRead, ConversationRead
 from api.dependencies import ServicesDep
@@ -24,7 +25,8 @@ def to_read(session, conversation) -> ConversationRead:
 
 
 async def get_conversation(
-    conversation_id: Annotated[int, Path(ge=1)], staff: CurrentStaff, services: ServicesDep,
+    conversation_id: Annotated[int, Path(ge=1, le=ID_MAX)], staff: CurrentStaff,
+    services: ServicesDep,
 ) -> ConversationRead:
     def load(session):
         conversation = service.get(session=session, conversation_id=conversation_id)

@@ -25,6 +25,7 @@ from api.dependencies import ServicesDep
 from api.enums import ConversationStatus
 from api.handoff import flows as handoff_flows
 from api.staff import service as staff_service
+from api.text import StorableStr
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
@@ -48,9 +49,9 @@ async def _run(services, fn, **kwargs):
 async def list_conversations(
     staff: CurrentStaff, services: ServicesDep,
     status: ConversationStatus | None = None,
-    assignee: Annotated[str | None, Query(max_length=64,
+    assignee: Annotated[StorableStr | None, Query(max_length=64,
                                           description="a handle, or 'me'")] = None,
-    topic: Annotated[str | None, Query(max_length=32)] = None,
+    topic: Annotated[StorableStr | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[ConversationRead]:
     """Conversations (filters: status, assignee, topic). Staff who are not supervisors see

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.enums import Channel, ConversationStatus, MessageKind, Priority, SenderType
+from api.text import StorableStr
 
 
 class AssigneeRead(BaseModel):
@@ -61,7 +62,7 @@ class ConversationDetail(ConversationRead):
 class MessageCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=2000)
+    text: StorableStr = Field(min_length=1, max_length=2000)
 
 
 class StaffMessageRead(BaseModel):

@@ -43,7 +43,8 @@ async def _check_actions(services) -> dict[str, Any]:
         return {"ok": False, "error": type(exc).__name__}
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses={503: {"description": "not ready (the same body: a check says "
+                                                       "what is missing)"}})
 async def healthz(services: ServicesDep) -> JSONResponse:
     db, rasa, actions = await asyncio.gather(
         _check_db(services), _check_rasa(services), _check_actions(services)

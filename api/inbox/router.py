@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Header, HTTPException, Request
+from fastapi import APIRouter, Form, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from api.auth.authenticator import LockedOut
 from api.auth.dependencies import CurrentStaff, client_address, staff_for_cookie
+from api.columns import ID_MAX
 from api.conversations.router import _run
 from api.dependencies import ServicesDep
 from api.enums import StaffRole
@@ -23,6 +24,7 @@ from api.inbox import schemas, service, sessions
 from api.inbox.models import CannedResponse
 from api.ratelimit.dependencies import login_allowed
 from api.staff.models import Staff
+from api.text import StorableStr
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -67,7 +69,7 @@ async def login_page(services: ServicesDep, error: str = "", next: str = "") -> 
 
 @pages.post("/inbox/login")
 async def login_submit(request: Request, services: ServicesDep,
-                       handle: Annotated[str, Form(max_length=64)],
+                       handle: Annotated[StorableStr, Form(max_length=64)],
                        password: Annotated[str, Form(max_length=256)],
                        csrf: Annotated[str, Form(max_length=100)] = "",
                        next: Annotated[str, Form(max_length=100)] = ""):
@@ -190,7 +192,8 @@ async def static(name: str) -> FileResponse:
 
 
 # -- API ----------------------------------------------------------------------------------------
-ConvId = Annotated[int, PathParam(ge=1)]
+ConvId = Annotated[int, PathParam(ge=1, le=ID_MAX)]
+RowId = Annotated[int, PathParam(ge=1, le=ID_MAX)]
 
 
 @api.get("/inbox")
@@ -247,7 +250,7 @@ async def transfer(conversation_id: ConvId, body: schemas.TransferCreate, staff:
 
 
 @api.post("/conversations/{conversation_id}/messages/{message_id}/flag", status_code=201)
-async def flag(conversation_id: ConvId, message_id: Annotated[int, PathParam(ge=1)],
+async def flag(conversation_id: ConvId, message_id: RowId,
                body: schemas.FlagCreate, staff: CurrentStaff, services: ServicesDep) -> dict:
     """Flag a fan message for the operators: ``kind`` ``bot`` ("the bot should have known
     this", the default), ``needs_person`` ("this should have come to a person", with the triage
@@ -283,7 +286,8 @@ def _may_edit_canned(staff, row: CannedResponse) -> bool:
 
 @api.get("/canned")
 async def canned(staff: CurrentStaff, services: ServicesDep,
-                 conversation_id: int | None = None) -> list[dict]:
+                 conversation_id: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
+                 ) -> list[dict]:
     """Canned responses (each with ``may_edit`` for me); with ``conversation_id`` (one I may
     read), placeholders filled in."""
     rows = await services.db.run(lambda s: [_canned_read(c, staff) for c in service.canned_list(
@@ -324,7 +328,7 @@ async def add_canned(body: schemas.CannedCreate, staff: CurrentStaff,
 
 
 @api.put("/canned/{canned_id}")
-async def edit_canned(canned_id: Annotated[int, PathParam(ge=1)], body: schemas.CannedCreate,
+async def edit_canned(canned_id: RowId, body: schemas.CannedCreate,
                       staff: CurrentStaff, services: ServicesDep) -> dict:
     """Change a canned response's shortcut and text (its author or a supervisor)."""
     def work(session):
@@ -349,7 +353,7 @@ async def edit_canned(canned_id: Annotated[int, PathParam(ge=1)], body: schemas.
 
 
 @api.delete("/canned/{canned_id}", status_code=204)
-async def delete_canned(canned_id: Annotated[int, PathParam(ge=1)], staff: CurrentStaff,
+async def delete_canned(canned_id: RowId, staff: CurrentStaff,
                         services: ServicesDep) -> None:
     """Remove a canned response (its author or a supervisor)."""
     def work(session):

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api.text import StorableStr
 from api.triage.semantic import LABELS, NONE, Kind
 
 
@@ -14,12 +15,12 @@ class Strict(BaseModel):
 
 
 class NoteCreate(Strict):
-    text: str = Field(min_length=1, max_length=4000)
+    text: StorableStr = Field(min_length=1, max_length=4000)
 
 
 class TransferCreate(Strict):
-    handle: str = Field(min_length=1, max_length=64)
-    note: str = Field(default="", max_length=1000)
+    handle: StorableStr = Field(min_length=1, max_length=64)
+    note: StorableStr = Field(default="", max_length=1000)
 
 
 # What staff read for each semantic-triage label (api/triage/semantic.py): the inbox's "This
@@ -46,11 +47,11 @@ def label_name(label: str) -> str:
 
 
 class FlagCreate(Strict):
-    reason: str = Field(default="", max_length=500)
+    reason: StorableStr = Field(default="", max_length=500)
     # bot: "the bot should have known this"; needs_person: "this should have come to a person"
     # (``label``: which one); no_person_needed: "this did not need a person".
     kind: Literal["bot", "needs_person", "no_person_needed"] = "bot"
-    label: str | None = Field(default=None, max_length=32)
+    label: StorableStr | None = Field(default=None, max_length=32)
 
     @model_validator(mode="after")
     def _label_only_for_needs_person(self) -> FlagCreate:
@@ -65,4 +66,4 @@ class FlagCreate(Strict):
 
 class CannedCreate(Strict):
     shortcut: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")
-    text: str = Field(min_length=1, max_length=2000)
+    text: StorableStr = Field(min_length=1, max_length=2000)

@@ -8,12 +8,14 @@ from fastapi import APIRouter, HTTPException
 from fastapi import Path as PathParam
 
 from api.auth.dependencies import CurrentOperator
+from api.columns import ID_MAX
 from api.dependencies import ServicesDep
+from api.errors import UPSTREAM_FAILED
 from api.registry import activation, schemas
 from api.registry import service as registry
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
-ModelId = Annotated[int, PathParam(ge=1)]
+ModelId = Annotated[int, PathParam(ge=1, le=ID_MAX)]
 
 
 @router.get("")
@@ -26,13 +28,13 @@ async def list_models(staff: CurrentOperator, services: ServicesDep) -> dict:
     return await services.db.run(load)
 
 
-@router.post("/{model_id}/activate")
+@router.post("/{model_id}/activate", responses=UPSTREAM_FAILED)
 async def activate(model_id: ModelId, staff: CurrentOperator, services: ServicesDep) -> dict:
     """Serve a scored candidate that passed the gate (or any model served before)."""
     return await _activate(services, staff, model_id=model_id, rollback=False)
 
 
-@router.post("/rollback")
+@router.post("/rollback", responses=UPSTREAM_FAILED)
 async def rollback(body: schemas.Rollback, staff: CurrentOperator,
                    services: ServicesDep) -> dict:
     """One action: serve the model that was active before (or ``to_model_id``)."""

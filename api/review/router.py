@@ -11,12 +11,14 @@ from fastapi import Path as PathParam
 
 from actions.venue import Venue
 from api.auth.dependencies import CurrentOperator
+from api.columns import ID_MAX
 from api.dependencies import ServicesDep
 from api.review import schemas, service, training_data
 from api.review.models import ReviewReason, ReviewStatus
+from api.text import StorableStr
 
 router = APIRouter(prefix="/api/v1/review", tags=["review"])
-ItemId = Annotated[int, PathParam(ge=1)]
+ItemId = Annotated[int, PathParam(ge=1, le=ID_MAX)]
 
 
 def _project(services) -> Path:
@@ -44,11 +46,11 @@ async def list_items(
     staff: CurrentOperator, services: ServicesDep,
     status: Annotated[ReviewStatus | Literal["all"], Query()] = ReviewStatus.new,
     reason: ReviewReason | None = None,
-    intent: Annotated[str | None, Query(max_length=100)] = None,
-    q: Annotated[str | None, Query(max_length=200)] = None,
+    intent: Annotated[StorableStr | None, Query(max_length=100)] = None,
+    q: Annotated[StorableStr | None, Query(max_length=200)] = None,
     sort: Literal["count", "recent", "confidence"] = "count",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=ID_MAX)] = 0,
 ) -> dict:
     """The queue, brought up to date first: one row per distinct question, with its count."""
     await _collect(services)

@@ -10,13 +10,14 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
 from api.auth.dependencies import CurrentOperator
+from api.columns import ID_MAX
 from api.dependencies import ServicesDep
 from api.registry import service as registry
 from api.training import service
 
 router = APIRouter(prefix="/api/v1/training", tags=["training"])
-JobId = Annotated[int, PathParam(ge=1)]
-ModelId = Annotated[int, PathParam(ge=1)]
+JobId = Annotated[int, PathParam(ge=1, le=ID_MAX)]
+ModelId = Annotated[int, PathParam(ge=1, le=ID_MAX)]
 PLOTS = ("per_intent_f1.png", "summary.png", "candidate/confusion.png", "active/confusion.png")
 
 
@@ -65,7 +66,9 @@ async def evaluation(model_id: ModelId, staff: CurrentOperator, services: Servic
             "plots": [name for name in PLOTS if (base / name).exists()]}
 
 
-@router.get("/models/{model_id}/plots/{name:path}")
+@router.get("/models/{model_id}/plots/{name:path}", response_class=FileResponse,
+            responses={200: {"content": {"image/png": {"schema": {"type": "string",
+                                                                  "format": "binary"}}}}})
 async def plot(model_id: ModelId, name: str, staff: CurrentOperator,
                services: ServicesDep) -> FileResponse:
     if name not in PLOTS:

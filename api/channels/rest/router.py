@@ -13,14 +13,30 @@ from api.channels.rest.auth import authenticate
 from api.conversations.language import declared
 from api.dependencies import ServicesDep
 from api.enums import Channel
+from api.errors import ErrorBody
 from api.ratelimit.address import client_address
 from api.ratelimit.dependencies import too_many
 from api.ratelimit.limiter import Scope
+from api.text import first_unstorable
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["channels"])
 
 KNOWN = {"sender", "message", "metadata", "input_channel"}
+# Rasa's REST channel body (described for the schema; the route parses it itself, so unknown
+# fields are ignored, not refused).
+WEBHOOK_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["sender", "message"],
+    "properties": {
+        "sender": {"type": "string", "minLength": 1, "maxLength": 128,
+                   "description": "the fan's id in the calling system"},
+        "message": {"type": "string", "minLength": 1, "maxLength": 4000},
+        "metadata": {"type": "object", "properties": {
+            "message_id": {"type": "string", "description": "the client's id: a resend with "
+                                                            "the same id is not taken twice"},
+            "language": {"type": "string", "description": "a hint, e.g. es-ES"}}},
+    },
+}}}}}
 
 
 def to_rest_items(recipient_id: str, messages: list[flows.OutgoingRef]) -> list[dict[str, Any]]:
@@ -47,9 +63,10 @@ def _sender(sender: dict[str, Any]) -> dict[str, Any]:
     return {"name": sender.get("name"), "title": sender.get("title")}
 
 
-@router.post("/webhooks/rest/webhook",
-             responses={429: {"description": "too many messages from this address or sender; "
-                                             "nothing was stored (see Retry-After)"}})
+@router.post("/webhooks/rest/webhook", openapi_extra=WEBHOOK_BODY,
+             responses={429: {"model": ErrorBody,
+                              "description": "too many messages from this address or "
+                                             "sender; nothing was stored (see Retry-After)"}})
 async def rest_webhook(request: Request, services: ServicesDep) -> list[dict[str, Any]]:
     """Take ``{"sender", "message", "metadata"?}``; answer with the bot's replies. Outside
     local mode a credential is required (api/channels/rest/auth.py)."""
@@ -58,6 +75,9 @@ async def rest_webhook(request: Request, services: ServicesDep) -> list[dict[str
     if not isinstance(data, dict):
         raise HTTPException(400, "body must be a JSON object")
     log_unknown_fields("rest", data, KNOWN)
+    # sender, metadata and text are stored or compared in the database: refuse what it cannot hold
+    if bad := first_unstorable(data):
+        raise HTTPException(422, bad)
     sender = data.get("sender")
     if caller.sender is not None:  # a fan's token names them; the body may only agree
         if sender is not None and sender != caller.sender:

@@ -28,6 +28,7 @@ from api.ratelimit.alerts import UrgentAlerts
 from api.ratelimit.limiter import RateLimits, Scope
 from api.relay.relay import Relay
 from api.settings import Settings
+from api.text import first_unstorable
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +224,10 @@ class WebchatChannel:
             return
         try:
             text = check_text(data.get("message"), max_chars=self.settings.max_message_chars)
+            # message ids and custom data are stored or compared: refuse what the database cannot
+            # hold (NUL, lone surrogates) as a bad message, not a failed handler
+            if bad := first_unstorable(data):
+                raise BadMessage(bad)
         except BadMessage as exc:
             reason = str(exc)
             table = TOO_LONG if "longer" in reason else EMPTY
