@@ -21,7 +21,8 @@ from api.ratelimit.dependencies import login_allowed, too_many
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
-UNAUTHORIZED = {401: {"description": "missing, invalid, expired or revoked token"}}
+UNAUTHORIZED = {401: {"model": ErrorBody,
+                      "description": "missing, invalid, expired or revoked token"}}
 LOCKED = {429: {"model": ErrorBody,
                 "description": "locked out after repeated failures, or too many attempts from "
                                "this address (see Retry-After)"}}
@@ -64,7 +65,8 @@ async def logout(staff: CurrentStaff, services: ServicesDep) -> Response:
 
 
 @router.post("/password", response_model=TokenRead,
-             responses={**UNAUTHORIZED, 403: {"description": "the current password is wrong"},
+             responses={**UNAUTHORIZED,
+                        403: {"model": ErrorBody, "description": "the current password is wrong"},
                         **LOCKED})
 async def change_password(body: PasswordChange, request: Request, staff: CurrentStaff,
                           services: ServicesDep,
