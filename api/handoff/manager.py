@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +41,11 @@ class HandoffManager:
         self.triage: Triage | None = triage
         self.triage_error: str | None = None
         self._ready: asyncio.Event | None = None  # created on the running loop
-        self._lock = threading.Lock()  # one triage call at a time (CPU-bound; spaCy objects)
+        # One triage call at a time (CPU-bound; spaCy objects). Waiting for it happens in the
+        # event loop, not in a worker thread: a flood of messages queued on a lock would hold
+        # every thread of the pool the database calls need (created on first use: a limiter
+        # belongs to the running loop).
+        self._triage_slot: anyio.CapacityLimiter | None = None
         self._tasks: set[asyncio.Task] = set()
         self._timer_task: asyncio.Task | None = None
         self.alerts_sent = 0
@@ -135,11 +138,11 @@ class HandoffManager:
 
         turns = [FanTurn(h.text, h.parse, h.negative) for h in history]
 
-        def work():
-            with self._lock:
-                return self.triage.before_bot(text, turns, meaning=meaning)
-
-        return await anyio.to_thread.run_sync(work)
+        if self._triage_slot is None:
+            self._triage_slot = anyio.CapacityLimiter(1)
+        return await anyio.to_thread.run_sync(
+            lambda: self.triage.before_bot(text, turns, meaning=meaning),
+            limiter=self._triage_slot)
 
     async def meaning(self, text: str) -> SemanticVerdict | None:
         """The semantic layer's verdict, in a worker thread (it needs no lock: numpy only)."""

@@ -311,3 +311,24 @@ async def test_a_handoff_drops_the_bots_not_understood_text(harness, fake_rasa):
     [item] = replies
     assert item["custom"]["handoff"]["topic"] == "complaint"
     assert item["text"].startswith("I'm passing you to Laura")
+
+
+async def test_queued_triage_does_not_hold_the_database_threads(harness, monkeypatch):
+    """A flood of messages waiting for triage (one call at a time) waits in the event loop: the
+    worker threads the database calls need stay free, so an ordinary turn is not starved."""
+    import asyncio
+    import threading
+    import time
+
+    handoff = harness.app.state.services.handoff
+    release = threading.Event()
+    monkeypatch.setattr(handoff.triage, "before_bot",
+                        lambda *a, **kw: release.wait(10) and None)
+    queued = [asyncio.create_task(handoff.assess("help", [])) for _ in range(60)]
+    await asyncio.sleep(0.2)  # every call is queued behind the first, which holds triage
+    started = time.monotonic()
+    assert await harness.app.state.services.db.run(lambda session: 1) == 1
+    waited = time.monotonic() - started
+    release.set()
+    await asyncio.gather(*queued)
+    assert waited < 2.0, f"a database call waited {waited:.1f} s behind queued triage"
