@@ -30,8 +30,7 @@ RASA_DATA_DIRS = ("nlu", "rules", "stories")
 # (paths, locale, temp dirs, thread and TensorFlow knobs), none of the switchboard's secrets.
 TRAINING_ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ",
                                 "TMPDIR", "TERM", "SQLALCHEMY_SILENCE_UBER_WARNING", "TQDM_DISABLE",
-                                "LOG_LEVEL", "LOG_LEVEL_LIBRARIES", "RASA_TELEMETRY_ENABLED",
-                                "DATASETS_DIR"})
+                                "LOG_LEVEL", "LOG_LEVEL_LIBRARIES", "RASA_TELEMETRY_ENABLED"})
 TRAINING_ENV_PREFIXES = ("LC_", "TF_", "TFHUB_", "HF_", "CUDA_", "OMP_", "MKL_", "OPENBLAS_",
                          "XDG_")
 _SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY", "CREDENTIAL")
