@@ -62,6 +62,12 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 conversation_id: ContextVar[int | None] = ContextVar("conversation_id", default=None)
 
 
+def bind_request() -> None:
+    """Give this task (and its children) a request id of its own when it has none."""
+    if request_id.get() is None:
+        request_id.set(uuid.uuid4().hex)
+
+
 def bind_conversation(conversation: int | None) -> None:
     """Put ``conversation`` on the lines logged from here on in this task (and its children)."""
     conversation_id.set(conversation)

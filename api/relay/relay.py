@@ -18,7 +18,7 @@ from api import flows
 from api.db import Database, utcnow
 from api.enums import Channel
 from api.flows import ConversationRef, OutgoingRef, PendingTurn
-from api.logs import bind_conversation
+from api.logs import bind_conversation, bind_request
 from api.metrics.metrics import Metrics
 from api.relay.client import RasaClient, RasaError
 from api.settings import Settings
@@ -106,6 +106,7 @@ class Relay:
     async def process(self, conversation_id: int) -> None:
         """Run the pending turns of one conversation, oldest first, one at a time."""
         bind_conversation(conversation_id)
+        bind_request()  # a retry in the background has no request: its turn gets its own id
         lock = self._locks.setdefault(conversation_id, asyncio.Lock())
         try:
             async with lock:
