@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import httpx
 from sqlalchemy import select
 
-from api.conversations.models import Conversation, ChannelIdentity, Message
+from api.conversations.models import ChannelIdentity, Conversation, Message
 from api.enums import RelayStatus
 from tests.api.conftest import go_online, login, run_db
 from tests.api.test_webchat import Widget
@@ -56,7 +56,8 @@ async def _rest(client: httpx.AsyncClient, sent: Sent, sender: str, text: str) -
 
 def _conversation_of(services, external_id: str) -> int:
     return run_db(services, lambda s: s.scalar(
-        select(Conversation.id).join(ChannelIdentity, Conversation.identity_id == ChannelIdentity.id)
+        select(Conversation.id)
+        .join(ChannelIdentity, Conversation.identity_id == ChannelIdentity.id)
         .where(ChannelIdentity.external_id == external_id)))
 
 
@@ -127,7 +128,7 @@ async def scripted_run(server, fake_rasa) -> Sent:
         for w in widgets:
             await w.close()
     await services.relay.drain()
-    for request_id, sender in sent.requests.items():
+    for sender in set(sent.requests.values()):
         sent.conversations[sender] = _conversation_of(services, sender)
     assert SECRET_WORD in LOST_FRIEND and all(SECRET_WORD in t for t in sent.texts)
     return sent
