@@ -125,3 +125,24 @@ def test_placeholder_metrics_token_refused_outside_local(make_settings):
     with pytest.raises(ValueError, match="METRICS_TOKEN"):
         make_settings(APP_ENV="production", RASA_TOKEN="rasa-token-0123456789",
                       AUTH_TOKEN_SECRET="auth-token-secret-0123456789", METRICS_TOKEN="short")
+
+
+async def test_grafana_dashboard_uses_only_exposed_metrics(harness):
+    """docs/grafana-switchboard.json queries only series /metrics exposes."""
+    import json
+    import re
+
+    from tests.api.conftest import REPO_ROOT
+
+    dashboard = json.loads((REPO_ROOT / "docs" / "grafana-switchboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    promql = {"sum", "by", "rate", "increase", "max", "histogram_quantile", "le", "channel",
+              "kind", "trigger", "topic", "status", "m", "h"}
+    used = {w for e in exprs for w in re.findall(r"[a-z_]+", e)} - promql
+    exposed = {name for family in text_string_to_metric_families(
+        (await harness.client.get("/metrics")).text) for name in
+        [family.name, *(s.name for s in family.samples)]}
+    # a labelled counter or histogram shows samples only once it has a label set: its family
+    # (described, with no samples yet) suffices
+    exposed |= {n + suffix for n in exposed for suffix in ("_total", "_bucket")}
+    assert used and used <= exposed, used - exposed
