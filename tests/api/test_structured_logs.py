@@ -11,7 +11,7 @@ import logging.config
 
 import pytest
 
-from api.logs import JsonLines, RedactSecrets, log_config
+from api.logs import ContextIds, JsonLines, RedactSecrets, log_config
 from tests.api.conftest import LiveServer
 from tests.api.fakes import FakeRasa
 from tests.api.scripted_run import SECRET_WORD, scripted_run
@@ -101,3 +101,40 @@ def test_json_redacts_secrets_in_tracebacks():
     assert secret not in buffer.getvalue()
     assert line["message"] == "turn failed with [redacted]"
     assert "RuntimeError" in line["exc_info"] and "leak" not in line
+
+
+async def test_a_background_retry_has_its_own_request_id(harness, fake_rasa):
+    """A turn the relay retries outside any request still has a request id on its lines (its
+    own), besides its conversation id."""
+    import asyncio
+
+    records: list[logging.LogRecord] = []
+    collector = logging.Handler()
+    collector.emit = records.append
+    collector.addFilter(ContextIds())
+    relay_log = logging.getLogger("api.relay.relay")
+    relay_log.addHandler(collector)
+    fake_rasa.mode = "error"
+    try:
+        r = await harness.client.post("/webhooks/rest/webhook", headers={"X-Request-ID": "lb-1"},
+                                      json={"sender": "fan-r", "message": "hello"})
+        assert r.status_code == 200 and r.headers["x-request-id"] == "lb-1"
+        for _ in range(100):  # the retry loop fails it again, in the background
+            if len(records) >= 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        fake_rasa.mode = "ok"
+        relay_log.removeHandler(collector)
+    first, retry = records[:2]
+    assert first.request_id == "lb-1" and first.conversation_id is not None
+    assert retry.request_id not in (None, "lb-1")
+    assert retry.conversation_id == first.conversation_id
+
+
+async def test_request_id_made_up_when_missing_or_malformed(harness):
+    given = await harness.client.get("/metrics", headers={"X-Request-ID": "bad id\" forged"})
+    made = given.headers["x-request-id"]
+    assert made != "bad id\" forged" and len(made) == 32
+    again = await harness.client.get("/metrics")
+    assert again.headers["x-request-id"] not in (None, made)
