@@ -48,6 +48,9 @@ SECRET_URLS = ("alert_webhook_url",)
 MIN_SECRET_CHARS = 6
 # Libraries that log each request URL at INFO.
 QUIET_LOGGERS = ("httpx", "httpcore")
+# Libraries that give their logger a stderr handler of their own when imported (spaCy): their
+# lines would skip the format and the redaction, and be printed twice.
+OWN_HANDLER_LOGGERS = ("spacy",)
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # The JSON line's fields (renamed from LogRecord attributes); nothing else reaches it.
 JSON_FIELDS = {"asctime": "time", "levelname": "level", "name": "logger", "message": "message",
@@ -60,6 +63,16 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 # The ids on every line logged while a request or a turn runs (None outside one).
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 conversation_id: ContextVar[int | None] = ContextVar("conversation_id", default=None)
+
+
+def adopt_library_loggers() -> None:
+    """Drop the handlers libraries gave their own loggers (call after importing them): their
+    lines then reach the switchboard's handlers only."""
+    for name in OWN_HANDLER_LOGGERS:
+        library = logging.getLogger(name)
+        for handler in library.handlers[:]:
+            library.removeHandler(handler)
+        library.propagate = True
 
 
 def bind_request() -> None:

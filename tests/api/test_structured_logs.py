@@ -138,3 +138,16 @@ async def test_request_id_made_up_when_missing_or_malformed(harness):
     assert made != "bad id\" forged" and len(made) == 32
     again = await harness.client.get("/metrics")
     assert again.headers["x-request-id"] not in (None, made)
+
+
+async def test_spacy_lines_go_through_our_handlers(make_settings):
+    """spaCy gives its logger a stderr handler of its own when imported; once the switchboard
+    has loaded triage, spaCy's lines reach only the switchboard's handlers (JSON, redacted)."""
+    from api.main import create_app
+
+    spacy_log = logging.getLogger("spacy")
+    spacy_log.addHandler(logging.StreamHandler())  # as spacy.util does at import
+    app = create_app(make_settings(TRIAGE_MODEL_DIR="/nonexistent"))  # the load fails fast
+    async with app.router.lifespan_context(app):
+        await app.state.services.handoff.wait_ready(30)
+    assert spacy_log.handlers == [] and spacy_log.propagate
