@@ -31,6 +31,7 @@ from api.enums import (
 from api.events import Event, publish_on_commit
 from api.handoff import service as handoff
 from api.handoff.service import Desk
+from api.logs import bind_conversation
 from api.lost_property import service as lost_property
 from api.relay.schemas import BotTurn
 
@@ -196,6 +197,7 @@ def receive_fan_message(
     conversation, _ = conversations.open_for(
         session=session, channel=channel, external_id=external_id, language=declared_language
     )
+    bind_conversation(conversation.id)  # this thread's lines; the caller binds its own
     if (
         fan_message_id is None
         and dedup_window_s > 0

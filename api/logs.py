@@ -9,15 +9,28 @@ to its own loggers and the root logger alike. Three guards keep secrets out of t
   ``hub.verify_token`` in one, socket.io its session id, the review console the text searched);
 - every handler redacts the values of secret query parameters wherever a URL shows up, and, as a
   safety net, every secret value the settings hold (tracebacks included).
+
+``LOG_FORMAT=json`` writes one JSON object per line (python-json-logger) with a fixed set of
+fields: time, level, logger, message, request_id, conversation_id, exc_info. The redaction
+filters run before either formatter. The request id comes from a balancer's ``X-Request-ID``
+(or is made up) and goes back in the response (:class:`RequestIds`); the conversation id is set
+where a fan message is received and where the relay runs a turn (:func:`bind_conversation`).
+Log ids, never a fan's words.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from pythonjsonlogger.json import JsonFormatter
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.settings import PLACEHOLDER_SECRETS, Settings
 
@@ -35,7 +48,104 @@ SECRET_URLS = ("alert_webhook_url",)
 MIN_SECRET_CHARS = 6
 # Libraries that log each request URL at INFO.
 QUIET_LOGGERS = ("httpx", "httpcore")
+# Libraries that give their logger a stderr handler of their own when imported (spaCy): their
+# lines would skip the format and the redaction, and be printed twice.
+OWN_HANDLER_LOGGERS = ("spacy",)
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# The JSON line's fields (renamed from LogRecord attributes); nothing else reaches it.
+JSON_FIELDS = {"asctime": "time", "levelname": "level", "name": "logger", "message": "message",
+               "request_id": "request_id", "conversation_id": "conversation_id"}
+REQUEST_ID_HEADER = "X-Request-ID"
+# A balancer's request id is taken as it is when it looks like one (no spaces, quotes or
+# control characters that could forge a log line); anything else is replaced.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+
+# The ids on every line logged while a request or a turn runs (None outside one).
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+conversation_id: ContextVar[int | None] = ContextVar("conversation_id", default=None)
+
+
+def adopt_library_loggers() -> None:
+    """Drop the handlers libraries gave their own loggers (call after importing them): their
+    lines then reach the switchboard's handlers only."""
+    for name in OWN_HANDLER_LOGGERS:
+        library = logging.getLogger(name)
+        for handler in library.handlers[:]:
+            library.removeHandler(handler)
+        library.propagate = True
+
+
+def bind_request() -> None:
+    """Give this task (and its children) a request id of its own when it has none."""
+    if request_id.get() is None:
+        request_id.set(uuid.uuid4().hex)
+
+
+def bind_conversation(conversation: int | None) -> None:
+    """Put ``conversation`` on the lines logged from here on in this task (and its children)."""
+    conversation_id.set(conversation)
+
+
+class ContextIds(logging.Filter):
+    """Copies the request and conversation ids of the running task onto each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        record.conversation_id = conversation_id.get()
+        return True
+
+
+class JsonLines(JsonFormatter):
+    """One JSON object per record, with :data:`JSON_FIELDS` (and a traceback when there is
+    one) only: ``extra=`` attributes never reach a line unredacted."""
+
+    KEEP = frozenset(JSON_FIELDS.values()) | {"exc_info", "stack_info"}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(list(JSON_FIELDS), rename_fields=dict(JSON_FIELDS),
+                         rename_fields_keep_missing=True, **kwargs)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info and record.exc_text:
+            # The redaction filter already rendered (and redacted) the traceback: the library
+            # would render it again from exc_info, secrets and all.
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None})
+        return super().format(record)
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
+                   message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_data, record, message_dict)
+        for key in [k for k in log_data if k not in self.KEEP]:
+            del log_data[key]
+
+
+class RequestIds:
+    """ASGI middleware: each request's id (the balancer's ``X-Request-ID`` or a new one) on its
+    log lines and in its response's ``X-Request-ID``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = next((v.decode("latin-1") for k, v in scope.get("headers", ())
+                      if k == b"x-request-id"), "")
+        rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_token = request_id.set(rid)
+        conversation_token = conversation_id.set(None)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = rid
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
+        finally:
+            conversation_id.reset(conversation_token)
+            request_id.reset(request_token)
 
 
 def secret_values(settings: Settings) -> set[str]:
@@ -112,21 +222,26 @@ def log_config(settings: Settings) -> dict[str, Any]:
     """The ``logging.config.dictConfig`` for ``uvicorn.run(log_config=...)``."""
     level = settings.log_level.upper()
     guard = {"()": RedactSecrets, "secrets": sorted(secret_values(settings))}
+    json_lines = settings.log_format == "json"
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"secrets": guard, "path_only": {"()": PathOnly}},
+        "filters": {"secrets": guard, "path_only": {"()": PathOnly},
+                    "context": {"()": ContextIds}},
         "formatters": {
             "plain": {"format": FORMAT},
             "access": {"()": "uvicorn.logging.AccessFormatter", "use_colors": False,
                        "fmt": '%(asctime)s %(levelname)s %(name)s: %(client_addr)s - '
                               '"%(request_line)s" %(status_code)s'},
+            "json": {"()": JsonLines},
         },
         "handlers": {
             "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
-                       "formatter": "plain", "filters": ["secrets"]},
+                       "formatter": "json" if json_lines else "plain",
+                       "filters": ["secrets", "context"]},
             "access": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
-                       "formatter": "access", "filters": ["secrets"]},
+                       "formatter": "json" if json_lines else "access",
+                       "filters": ["secrets", "context"]},
         },
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {

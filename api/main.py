@@ -32,6 +32,9 @@ from api.health.router import router as health_router
 from api.inbox.router import api as inbox_api_router
 from api.inbox.router import pages as inbox_pages_router
 from api.inbox.stream import EventStream
+from api.logs import RequestIds
+from api.metrics.metrics import Metrics
+from api.metrics.router import router as metrics_router
 from api.operator.router import pages as operator_pages_router
 from api.ratelimit.alerts import UrgentAlerts
 from api.ratelimit.limiter import RateLimits
@@ -169,7 +172,8 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
         base_url=settings.rasa_url, token=settings.rasa_token,
         channel_path=settings.rasa_channel_path, http=http, timeout_s=settings.rasa_timeout_s,
     )
-    relay = Relay(db=db, rasa=rasa, settings=settings)
+    metrics = Metrics()  # this app's own registry (not prometheus-client's global one)
+    relay = Relay(db=db, rasa=rasa, settings=settings, metrics=metrics)
     ratelimits = RateLimits(settings)
     alerts = UrgentAlerts(bus=bus, threshold=settings.alert_flood_threshold,
                           window_s=settings.alert_group_window_s)
@@ -177,7 +181,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
     auth = Authenticator(db=db, settings=settings, clock=clock,
                          passwords=PasswordWorkers(max_workers=settings.auth_hash_workers))
     services = Services(settings=settings, db=db, bus=bus, http=http, rasa=rasa, relay=relay,
-                        auth=auth, ratelimits=ratelimits, alerts=alerts)
+                        auth=auth, ratelimits=ratelimits, alerts=alerts, metrics=metrics)
     services.stream = EventStream(bus)
     services.training = TrainingRunner(db, settings)
     from api.routing.service import load_topics
@@ -192,15 +196,16 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
                                          default=settings.default_language)
     services.webchat = WebchatChannel(db=db, relay=relay, settings=settings,
                                       languages=services.languages, ratelimits=ratelimits,
-                                      alerts=alerts)
+                                      alerts=alerts, metrics=metrics)
     if settings.messenger_enabled:
         client = SendApiClient(
             graph_url=settings.messenger_graph_url, page_token=settings.messenger_page_token,
             http=http, max_retries=settings.messenger_max_retries,
             backoff_s=settings.messenger_backoff_s, timeout_s=settings.messenger_timeout_s,
+            metrics=metrics,
         )
         services.messenger = MessengerChannel(db=db, relay=relay, client=client,
-                                              settings=settings)
+                                              settings=settings, metrics=metrics)
     app.state.services = services
 
     @app.exception_handler(RequestValidationError)
@@ -212,6 +217,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
         return JSONResponse({"detail": errors}, status_code=422)
 
     app.include_router(health_router)
+    app.include_router(metrics_router)
     # Every API and webhook route declares the shared error codes (api/errors.py).
     for router in (rest_router, messenger_router, auth_router, staff_router, inbox_api_router,
                    conversations_router, review_router, training_router, models_router):
@@ -221,4 +227,5 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
     app.include_router(operator_pages_router)
     app.mount("/socket.io", services.webchat.asgi_app())
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestIds)  # outermost: every line of a request carries its id
     return app

@@ -11,6 +11,7 @@ from api.auth.authenticator import Authenticator
 from api.conversations.language import LanguageDecider
 from api.db import Database
 from api.events import EventBus
+from api.metrics.metrics import Metrics
 from api.ratelimit.alerts import UrgentAlerts
 from api.ratelimit.limiter import RateLimits
 from api.relay.client import RasaClient
@@ -30,6 +31,7 @@ class Services:
     languages: LanguageDecider | None = None  # one language decision per fan message
     ratelimits: RateLimits | None = None  # per client address and per fan session or sender
     alerts: UrgentAlerts | None = None  # urgent alerts grouped per client address
+    metrics: Metrics | None = None  # this process's Prometheus figures (GET /metrics)
     webchat: Any = None
     messenger: Any = None
     handoff: Any = None  # api.handoff.manager.HandoffManager

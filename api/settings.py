@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", validation_alias="SWITCHBOARD_HOST")
     port: int = Field(default=8000, validation_alias="SWITCHBOARD_PORT")
     log_level: str = Field(default="info", validation_alias="LOG_LEVEL")
+    # "plain": readable lines (a terminal, `make run`); "json": one JSON object per line.
+    log_format: Literal["plain", "json"] = Field(default="plain", validation_alias="LOG_FORMAT")
+    # Bearer token for GET /metrics. Unset: /metrics is open in local mode, off (404) elsewhere.
+    metrics_token: str | None = Field(default=None, validation_alias="METRICS_TOKEN")
 
     rasa_url: str = Field(default="http://127.0.0.1:5005", validation_alias="RASA_URL")
     rasa_token: str = Field(default=LOCAL_RASA_TOKEN, validation_alias="RASA_TOKEN")
@@ -230,7 +234,8 @@ class Settings(BaseSettings):
             if value is not None and value.strip().lower() in PLACEHOLDER_SECRETS:
                 bad.append(name.upper())
         # An HS256 key needs 256 bits (RFC 7518 3.2); a shared secret as much as the token one.
-        for name, shortest in (("rest_shared_secret", 16), ("rest_jwt_secret", 32)):
+        for name, shortest in (("rest_shared_secret", 16), ("rest_jwt_secret", 32),
+                               ("metrics_token", 16)):
             value = getattr(self, name)
             if value is not None and (value.strip().lower() in PLACEHOLDER_SECRETS
                                       or len(value.strip()) < shortest):

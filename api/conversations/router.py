@@ -21,9 +21,11 @@ from api.conversations.schemas import (
     MessageRead,
     StaffMessageRead,
 )
+from api.db import utcnow
 from api.dependencies import ServicesDep
 from api.enums import ConversationStatus
 from api.handoff import flows as handoff_flows
+from api.metrics import service as metrics_service
 from api.staff import service as staff_service
 from api.text import StorableStr
 
@@ -96,6 +98,13 @@ async def send_message(body: MessageCreate, conversation: CurrentConversation,
     result = await _run(services, handoff_flows.staff_reply, conversation_id=conversation.id,
                         staff_id=staff.id, text=text, desk=services.handoff.desk())
     await services.handoff.deliver(result.conversation, [result.message])
+    if result.first_response:
+        waited = await services.db.run(
+            lambda session: metrics_service.first_human_reply(
+                session=session, conversation_id=conversation.id, reply_id=result.message.id,
+                now=utcnow()))
+        if waited is not None:
+            services.metrics.first_human_reply(topic=waited.topic, seconds=waited.seconds)
     status = await services.db.run(
         lambda session: service.delivery_status(session=session, message_id=result.message.id)
     )

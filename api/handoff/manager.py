@@ -15,6 +15,7 @@ from api.clock import Clock
 from api.db import Database
 from api.flows import ConversationRef, HistoryTurn, OutgoingRef
 from api.handoff.service import Desk
+from api.logs import adopt_library_loggers
 from api.ratelimit.alerts import UrgentAlerts
 from api.routing.policy import TopicRule
 from api.settings import Settings
@@ -85,6 +86,7 @@ class HandoffManager:
     async def _load_triage(self) -> None:
         from api.triage import Triage
 
+        adopt_library_loggers()  # spaCy, imported with triage, brought a handler of its own
         try:
             self.triage = await anyio.to_thread.run_sync(
                 lambda: Triage.load(self.settings.triage_model_dir,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -17,6 +18,8 @@ from api import flows
 from api.db import Database, utcnow
 from api.enums import Channel
 from api.flows import ConversationRef, OutgoingRef, PendingTurn
+from api.logs import bind_conversation, bind_request
+from api.metrics.metrics import Metrics
 from api.relay.client import RasaClient, RasaError
 from api.settings import Settings
 
@@ -42,10 +45,12 @@ class PullDeliverer:
 
 
 class Relay:
-    def __init__(self, *, db: Database, rasa: RasaClient, settings: Settings) -> None:
+    def __init__(self, *, db: Database, rasa: RasaClient, settings: Settings,
+                 metrics: Metrics | None = None) -> None:
         self.db = db
         self.rasa = rasa
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.deliverers: dict[Channel, Deliverer] = {Channel.rest: PullDeliverer()}
         self._locks: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -100,6 +105,8 @@ class Relay:
     # -- one conversation ---------------------------------------------------------------------
     async def process(self, conversation_id: int) -> None:
         """Run the pending turns of one conversation, oldest first, one at a time."""
+        bind_conversation(conversation_id)
+        bind_request()  # a retry in the background has no request: its turn gets its own id
         lock = self._locks.setdefault(conversation_id, asyncio.Lock())
         try:
             async with lock:
@@ -141,10 +148,12 @@ class Relay:
             assessment = assessment.with_meaning(await handoff.meaning(msg.text))
         if assessment is not None and assessment.skip_bot:
             # Safety: the bot never sees the message; a person is found at once.
+            decision = handoff.decide(assessment)
             stored = await self.db.run(
                 flows.safety_turn, message_id=msg.id, negative=assessment.negative,
-                decision=handoff.decide(assessment), desk=handoff.desk(),
+                decision=decision, desk=handoff.desk(),
             )
+            self._count_handoff(decision, stored)
             if stored.replies:
                 await deliverer.deliver(conversation=conv, messages=stored.replies)
             handoff.alert(stored.alert, conv.id)
@@ -153,6 +162,7 @@ class Relay:
         # and the bot's reply is held until it has decided (an emergency drops the reply).
         meaning = (asyncio.create_task(handoff.meaning(msg.text))
                    if assessment is not None and assessment.semantic is None else None)
+        started = None
         try:
             turn = None
             if not msg.claimed and attempts > 0:
@@ -165,6 +175,7 @@ class Relay:
                     await self.db.run(flows.mark_attempt, message_id=msg.id)
                     attempts += 1
                 await deliverer.typing(conversation=conv)
+                started = time.perf_counter()
                 turn = await self.rasa.turn(
                     sender=conv.rasa_sender_id,
                     text=flows.rasa_text(msg, self.settings.max_message_chars),
@@ -184,10 +195,12 @@ class Relay:
                 retry_in_s=self._backoff(attempts),
                 holding=first_attempt,
             )
+            self.metrics.rasa_error(exc.kind, holding=bool(replies))
             if replies:
                 await deliverer.deliver(conversation=conv, messages=replies)
             return False
         self.turns += 1
+        self.metrics.bot_turn(None if started is None else time.perf_counter() - started)
         extra = {}
         verdict = await _meaning_or_none(meaning, msg.id)
         if assessment is not None and verdict is not None:
@@ -196,11 +209,20 @@ class Relay:
             extra = {"negative": assessment.negative, "decision": handoff.decide(assessment, turn),
                      "desk": handoff.desk()}
         stored = await self.db.run(flows.store_turn, message_id=msg.id, turn=turn, **extra)
+        self._count_handoff(extra.get("decision"), stored)
         if stored.replies:
             await deliverer.deliver(conversation=conv, messages=stored.replies)
         if handoff is not None:
             handoff.alert(stored.alert, conv.id)
         return stored.more_pending
+
+    def _count_handoff(self, decision: dict | None, stored: flows.StoredTurn) -> None:
+        """A turn that handed the thread to a person: counted by its first trigger (the
+        decisive one; the others are in the thread's triage record) and topic."""
+        if stored.handoff is None:
+            return
+        triggers = (decision or {}).get("triggers") or [None]
+        self.metrics.handoff(trigger=triggers[0], topic=stored.handoff.get("topic"))
 
 
 async def _meaning_or_none(task: asyncio.Task | None, message_id: int):

@@ -271,11 +271,14 @@ async def messenger_harness(messenger_settings, triage_engine,
 class LiveServer:
     """The switchboard under uvicorn on a free 127.0.0.1 port, in a thread."""
 
-    def __init__(self, settings: Settings, **app_kw) -> None:
+    def __init__(self, settings: Settings, *, log_config: dict | None = None, **app_kw) -> None:
         self.port = free_port()
         self.app = create_app(settings, **app_kw)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on", ws_max_size=settings.websocket_max_bytes)
+        # log_config: the switchboard's own (api.logs.log_config), as `python -m api` applies it
+        logging = {"log_config": log_config, "log_level": None} if log_config else {
+            "log_level": "warning"}
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, lifespan="on",
+                                ws_max_size=settings.websocket_max_bytes, **logging)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

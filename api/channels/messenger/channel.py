@@ -10,6 +10,7 @@ from api.channels.messenger.send_api import SendApiClient, SendError, message_bo
 from api.db import Database
 from api.enums import Channel
 from api.flows import ConversationRef, OutgoingRef
+from api.metrics.metrics import Metrics
 from api.relay.relay import Relay
 from api.settings import Settings
 
@@ -18,10 +19,11 @@ log = logging.getLogger(__name__)
 
 class MessengerChannel:
     def __init__(self, *, db: Database, relay: Relay, client: SendApiClient,
-                 settings: Settings) -> None:
+                 settings: Settings, metrics: Metrics | None = None) -> None:
         self.db = db
         self.client = client
         self.settings = settings
+        self.metrics = metrics or Metrics()
         relay.deliverers[Channel.messenger] = self
         relay.on_idle.append(self.sweep)
 
@@ -69,11 +71,13 @@ class MessengerChannel:
             result = await self.client.post(body)
         except SendError as exc:
             log.warning("messenger send %s failed: %s", outbox_id, exc.kind)
+            self.metrics.delivery(Channel.messenger, "dead")
             await self.db.run(service.record_send, outbox_id=outbox_id, ok=False, code=exc.code,
                               subcode=exc.subcode, error=f"{exc.kind}: {exc.message}")
             return False
         await self.db.run(service.record_send, outbox_id=outbox_id, ok=True,
                           mid=str(result.get("message_id") or "") or None)
+        self.metrics.delivery(Channel.messenger, "sent")
         return True
 
     async def typing(self, *, conversation: ConversationRef) -> None:

@@ -13,6 +13,7 @@ from api.channels.common import clean_json, decode_json
 from api.channels.messenger import service
 from api.channels.messenger.signature import verify
 from api.dependencies import ServicesDep
+from api.enums import Channel
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["channels"])
@@ -103,6 +104,8 @@ async def receive(request: Request, services: ServicesDep) -> PlainTextResponse:
         languages=services.languages,
     )
     log.info("messenger webhook: %s", outcome.counts)
+    services.metrics.fan_message(Channel.messenger, outcome.counts.get("message", 0)
+                                 + outcome.counts.get("standby", 0))
 
     async def after_response() -> None:
         for conv, replies in outcome.notices:

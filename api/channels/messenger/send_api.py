@@ -14,6 +14,9 @@ from typing import Any
 
 import httpx
 
+from api.enums import Channel
+from api.metrics.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 TEXT_LIMIT = 2000  # each text part is shorter than this
@@ -120,6 +123,7 @@ class SendApiClient:
     def __init__(
         self, *, graph_url: str, page_token: str, http: httpx.AsyncClient,
         max_retries: int = 3, backoff_s: float = 0.5, timeout_s: float = 10.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.graph_url = graph_url.rstrip("/")
         self.url = self.graph_url + "/me/messages"
@@ -129,6 +133,7 @@ class SendApiClient:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
+        self.metrics = metrics or Metrics()
         self.calls = 0
 
     async def post(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +149,8 @@ class SendApiClient:
                         log.error("ALERT: Messenger page token rejected (code 190)")
                     raise
                 delay = self.backoff_s * (2 ** (attempt - 1))
+                if "message" in body:  # a reply, not a typing indicator
+                    self.metrics.delivery(Channel.messenger, "retried")
                 log.warning("Send API %s, retry %s in %.2fs", exc.kind, attempt, delay)
                 await asyncio.sleep(delay)
 

@@ -14,6 +14,7 @@ from api.conversations.language import declared
 from api.dependencies import ServicesDep
 from api.enums import Channel
 from api.errors import ErrorBody
+from api.logs import bind_conversation
 from api.ratelimit.address import client_address
 from api.ratelimit.dependencies import too_many
 from api.ratelimit.limiter import Scope
@@ -107,10 +108,14 @@ async def rest_webhook(request: Request, services: ServicesDep) -> list[dict[str
         languages=services.languages,
     )
     conv = received.conversation
+    bind_conversation(conv.id)
+    if received.message_id is not None:
+        services.metrics.fan_message(Channel.rest)
     services.alerts.note_origin(conv.id, address)
     if received.relay:
         await services.relay.process(conv.id)
     elif received.held:
         await services.handoff.on_held(conv, received.message_id)
     replies = await services.db.run(flows.take_undelivered, conversation_id=conv.id)
+    services.metrics.delivery(Channel.rest, "sent", len(replies))
     return to_rest_items(sender, replies)

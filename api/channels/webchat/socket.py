@@ -23,6 +23,8 @@ from api.conversations.language import LanguageDecider, declared
 from api.db import Database
 from api.enums import Channel, DeliveryStatus
 from api.flows import ConversationRef, OutgoingRef
+from api.logs import bind_conversation
+from api.metrics.metrics import Metrics
 from api.ratelimit.address import UNKNOWN, client_address
 from api.ratelimit.alerts import UrgentAlerts
 from api.ratelimit.limiter import RateLimits, Scope
@@ -121,13 +123,14 @@ class WebchatChannel:
 
     def __init__(self, *, db: Database, relay: Relay, settings: Settings,
                  languages: LanguageDecider | None = None, ratelimits: RateLimits | None = None,
-                 alerts: UrgentAlerts | None = None) -> None:
+                 alerts: UrgentAlerts | None = None, metrics: Metrics | None = None) -> None:
         self.db = db
         self.relay = relay
         self.settings = settings
         self.languages = languages
         self.ratelimits = ratelimits
         self.alerts = alerts
+        self.metrics = metrics or Metrics()
         # Per socket: its client address, and whether its next message is the first since its
         # session_request (that one is paid for by the session_request limit, not the address's:
         # a new fan behind a flooded venue address still gets their first, maybe urgent, message
@@ -148,6 +151,11 @@ class WebchatChannel:
         self.sio.on("session_request", self.on_session_request)
         self.sio.on("user_uttered", self.on_user_uttered)
         relay.deliverers[Channel.webchat] = self
+
+    @property
+    def connections(self) -> int:
+        """Sockets connected to this process."""
+        return len(self.addresses)
 
     def asgi_app(self) -> socketio.ASGIApp:
         return socketio.ASGIApp(self.sio, socketio_path=None)
@@ -200,6 +208,7 @@ class WebchatChannel:
                 await self.sio.leave_room(sid, room)
         await self.sio.enter_room(sid, session_id)
         await self.sio.save_session(sid, {"session_id": session_id, "conversation_id": conv.id})
+        bind_conversation(conv.id)
         self.first_message.add(sid)
         await self.sio.emit("session_confirm", session_id, to=sid)
         log.info("webchat session confirmed for conversation %s", conv.id)
@@ -218,6 +227,7 @@ class WebchatChannel:
         custom = data.get("customData") if isinstance(data.get("customData"), dict) else {}
         language = declared(custom.get("language"))  # a hint (the browser's locale)
         session_id = session.get("session_id")
+        bind_conversation(session.get("conversation_id"))
         if not session_id or data.get("session_id") not in (None, session_id):
             log.info("webchat user_uttered without a confirmed session (%s)", sid)
             await self._tell(sid, NOT_CONNECTED, language, "session_not_confirmed")
@@ -254,6 +264,9 @@ class WebchatChannel:
             dedup_window_s=0 if client_id else self.settings.webchat_dedup_s,
             start_commands=frozenset(self.settings.webchat_start_commands),
         )
+        bind_conversation(received.conversation.id)
+        if received.message_id is not None:
+            self.metrics.fan_message(Channel.webchat)
         if self.alerts is not None:
             self.alerts.note_origin(received.conversation.id, address)
         if received.replies:
@@ -268,6 +281,7 @@ class WebchatChannel:
         for message in messages:
             for payload in to_bot_uttered(message):
                 await self.sio.emit("bot_uttered", payload, room=conversation.external_id)
+        self.metrics.delivery(Channel.webchat, "sent", len(messages))
         await self.db.run(
             flows.set_delivery, message_ids=[m.id for m in messages], status=DeliveryStatus.sent
         )

@@ -1,0 +1,1 @@
+"""Prometheus metrics of one switchboard process: ``GET /metrics`` (see docs/switchboard.md)."""
