@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.conversations import service as conversations
+from api.conversations import waiting
 from api.conversations.models import Conversation, Message
 from api.enums import Channel, ConversationStatus, MessageKind, Priority, SenderType
 from api.events import Event, publish_on_commit
@@ -35,7 +36,6 @@ from api.staff.models import Staff
 
 log = logging.getLogger(__name__)
 
-PRIORITY_ORDER = {Priority.urgent: 0, Priority.high: 1, Priority.normal: 2, Priority.low: 3}
 PLACEHOLDER = re.compile(r"\{(first_name|agent_name|agent_first_name)\}")
 
 
@@ -56,18 +56,10 @@ def can_take(staff: Staff, conversation: Conversation, topics: Mapping[str, Topi
     return topic in skills or bool(rule and rule.fallback_skill in skills)
 
 
-def _waiting_since(c: Conversation) -> dt.datetime:
-    return c.last_fan_message_at or c.updated_at or c.created_at
-
-
-def sort_key(c: Conversation) -> tuple:
-    """Priority first, then the longest wait."""
-    return (PRIORITY_ORDER.get(c.priority, 2), _waiting_since(c))
-
-
 def row(session: Session, c: Conversation, topics: Mapping[str, TopicRule],
-        names: dict[int, Staff]) -> dict[str, Any]:
-    """One line of a list (no fan text except the last message's first 120 characters)."""
+        names: dict[int, Staff], *, since: dt.datetime | None, now: dt.datetime) -> dict[str, Any]:
+    """One line of a list (no fan text except the last message's first 120 characters);
+    ``since``: when the fan started waiting (api/conversations/waiting.py)."""
     assignee = names.get(c.assignee_id) if c.assignee_id else None
     last = session.scalar(select(Message).where(Message.conversation_id == c.id,
                                                 Message.kind != MessageKind.activity)
@@ -77,7 +69,7 @@ def row(session: Session, c: Conversation, topics: Mapping[str, TopicRule],
         "topic": c.topic, "priority": c.priority.value if c.priority else None,
         "language": c.language, "reasons": list(c.reasons or []),
         "assignee": {"handle": assignee.handle, "name": assignee.name} if assignee else None,
-        "waiting_since": _waiting_since(c).isoformat(),
+        **waiting.figures(since, topic=c.topic, topics=topics, now=now),
         "first_response_due_at": c.first_response_due_at.isoformat()
         if c.first_response_due_at else None,
         "first_response_at": c.first_response_at.isoformat() if c.first_response_at else None,
@@ -91,20 +83,30 @@ def fan_label(c: Conversation) -> str:
     return f"Fan #{c.fan_id} · {c.channel.value}"
 
 
-def lists(session: Session, *, staff_id: int,
-          topics: Mapping[str, TopicRule]) -> dict[str, list[dict[str, Any]]]:
-    """Mine (assigned to me), the queue I could take, and — supervisors — every open thread."""
+def lists(session: Session, *, staff_id: int, topics: Mapping[str, TopicRule],
+          now: dt.datetime) -> dict[str, list[dict[str, Any]]]:
+    """Mine (assigned to me), the queue I could take, and — supervisors — every open thread
+    and the urgent ones nobody has (the alert banner); each urgent first, then the longest
+    wait."""
     staff = session.get(Staff, staff_id)
     names = {s.id: s for s in session.scalars(select(Staff))}
-    open_rows = list(session.scalars(select(Conversation).where(
-        Conversation.status.in_([ConversationStatus.assigned, ConversationStatus.queued]))))
-    mine = sorted([c for c in open_rows if c.status == ConversationStatus.assigned
-                   and c.assignee_id == staff.id], key=sort_key)
-    queue = sorted([c for c in open_rows if can_take(staff, c, topics)], key=sort_key)
-    out = {"mine": [row(session, c, topics, names) for c in mine],
-           "queue": [row(session, c, topics, names) for c in queue], "all": []}
+    open_rows = [(c, waiting.aware(since)) for c, since in session.execute(
+        select(Conversation, waiting.waiting_since_expr())
+        .where(Conversation.status.in_([ConversationStatus.assigned, ConversationStatus.queued]))
+        .order_by(*waiting.with_people_order()))]
+
+    def rows(pick) -> list[dict[str, Any]]:
+        return [row(session, c, topics, names, since=since, now=now)
+                for c, since in open_rows if pick(c)]
+
+    out = {"mine": rows(lambda c: c.status == ConversationStatus.assigned
+                        and c.assignee_id == staff.id),
+           "queue": rows(lambda c: can_take(staff, c, topics)), "all": [],
+           "urgent_unassigned": []}
     if is_supervisor(staff):
-        out["all"] = [row(session, c, topics, names) for c in sorted(open_rows, key=sort_key)]
+        out["all"] = rows(lambda c: True)
+        out["urgent_unassigned"] = [r for r in out["all"] if r["status"] == "queued"
+                                    and r["priority"] == Priority.urgent.value]
     return out
 
 
@@ -191,7 +193,7 @@ def context(session: Session, *, conversation_id: int, staff_id: int,
     assignee = names.get(c.assignee_id) if c.assignee_id else None
     triage = c.triage or {}
     return {
-        **row(session, c, topics, names),
+        **row(session, c, topics, names, since=waiting.waiting_since(session, c.id), now=now),
         "fan": fan_label(c),
         "triggers": list(triage.get("triggers") or []),
         "assignee": {"handle": assignee.handle, "name": assignee.name} if assignee else None,
