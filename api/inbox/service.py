@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.conversations import service as conversations
@@ -56,14 +56,28 @@ def can_take(staff: Staff, conversation: Conversation, topics: Mapping[str, Topi
     return topic in skills or bool(rule and rule.fallback_skill in skills)
 
 
+def last_texts(session: Session, statuses: list[ConversationStatus]) -> dict[int, str]:
+    """Each thread's last message text (not activity), for threads in ``statuses``: one query."""
+    last_ids = (select(func.max(Message.id))
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .where(Conversation.status.in_(statuses), Message.kind != MessageKind.activity)
+                .group_by(Message.conversation_id))
+    return {cid: text or "" for cid, text in session.execute(
+        select(Message.conversation_id, Message.text).where(Message.id.in_(last_ids)))}
+
+
 def row(session: Session, c: Conversation, topics: Mapping[str, TopicRule],
-        names: dict[int, Staff], *, since: dt.datetime | None, now: dt.datetime) -> dict[str, Any]:
+        names: dict[int, Staff], *, since: dt.datetime | None, now: dt.datetime,
+        last_text: str | None = None) -> dict[str, Any]:
     """One line of a list (no fan text except the last message's first 120 characters);
-    ``since``: when the fan started waiting (api/conversations/waiting.py)."""
+    ``since``: when the fan started waiting (api/conversations/waiting.py); ``last_text``
+    when the caller fetched it with :func:`last_texts`."""
     assignee = names.get(c.assignee_id) if c.assignee_id else None
-    last = session.scalar(select(Message).where(Message.conversation_id == c.id,
-                                                Message.kind != MessageKind.activity)
-                          .order_by(Message.id.desc()).limit(1))
+    if last_text is None:
+        last = session.scalar(select(Message).where(Message.conversation_id == c.id,
+                                                    Message.kind != MessageKind.activity)
+                              .order_by(Message.id.desc()).limit(1))
+        last_text = (last.text or "") if last else ""
     return {
         "id": c.id, "status": c.status.value, "channel": c.channel.value,
         "topic": c.topic, "priority": c.priority.value if c.priority else None,
@@ -74,7 +88,7 @@ def row(session: Session, c: Conversation, topics: Mapping[str, TopicRule],
         if c.first_response_due_at else None,
         "first_response_at": c.first_response_at.isoformat() if c.first_response_at else None,
         "target_minutes": policy.first_response_minutes(c.topic or "general", topics),
-        "last_text": (last.text or "")[:120] if last else "",
+        "last_text": last_text[:120],
         "fan": fan_label(c),
     }
 
@@ -90,13 +104,18 @@ def lists(session: Session, *, staff_id: int, topics: Mapping[str, TopicRule],
     wait."""
     staff = session.get(Staff, staff_id)
     names = {s.id: s for s in session.scalars(select(Staff))}
+    with_people = [ConversationStatus.assigned, ConversationStatus.queued]
     open_rows = [(c, waiting.aware(since)) for c, since in session.execute(
         select(Conversation, waiting.waiting_since_expr())
-        .where(Conversation.status.in_([ConversationStatus.assigned, ConversationStatus.queued]))
+        .where(Conversation.status.in_(with_people))
         .order_by(*waiting.with_people_order()))]
+    texts = last_texts(session, with_people)
+    built: dict[int, dict[str, Any]] = {}  # a supervisor's thread is in several lists
 
     def rows(pick) -> list[dict[str, Any]]:
-        return [row(session, c, topics, names, since=since, now=now)
+        return [built.get(c.id) or built.setdefault(
+                    c.id, row(session, c, topics, names, since=since, now=now,
+                              last_text=texts.get(c.id, "")))
                 for c, since in open_rows if pick(c)]
 
     out = {"mine": rows(lambda c: c.status == ConversationStatus.assigned

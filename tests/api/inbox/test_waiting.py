@@ -118,6 +118,11 @@ async def test_queue_urgent_first_then_longest_wait_with_overdue_marks(harness, 
     # The same order for routing: the longest-waiting urgent fan goes first.
     queued = run_db(h.services, lambda s: [c.id for c in routing.queued_conversations(session=s)])
     assert queued == [ids["fan-urgent-1"], ids["fan-urgent-2"], ids["fan-normal"]]
+    # Laura takes the first: it leaves the banner's list, the other stays.
+    r = await h.client.post(f"/api/v1/conversations/{ids['fan-urgent-1']}/take", headers=laura)
+    assert r.status_code == 200, r.text
+    assert [r["id"] for r in (await inbox(h, laura))["urgent_unassigned"]] == [
+        ids["fan-urgent-2"]]
 
 
 async def test_a_person_answers_then_the_fans_next_message_starts_a_new_wait(harness, clock):
