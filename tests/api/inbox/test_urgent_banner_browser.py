@@ -96,6 +96,9 @@ def test_urgent_banner_until_someone_takes_it(welfare_only, tmp_path):
             expect(page.locator(f".urgent-alert[data-id='{cid}']")).to_be_visible(timeout=10_000)
             expect(page.locator("#alert-sound")).to_have_text("Alert sound: on")
             assert page.evaluate("window.__beeps") == 0  # no beep for what was already there
+            page.locator(f".urgent-alert[data-id='{cid}'] a").click()  # opens the thread
+            expect(page.locator("#pane .c-title")).to_contain_text("lost_person")
+            assert page.url.endswith(f"#c{cid}")
 
             # Tom (not a supervisor) has no banner and no sound switch.
             tom_ctx = browser.new_context()
