@@ -260,17 +260,21 @@ def check_timers(session: Session, *, desk: Desk) -> Outcome:
 
     _each(session, late, reassign)
     route_queued(session, desk=desk, outcome=outcome)
-    waiting = list(session.scalars(
+    overdue = list(session.scalars(
         select(Conversation).where(
             Conversation.status == ConversationStatus.queued,
             Conversation.priority == Priority.urgent,
             Conversation.first_response_due_at.is_not(None),
             Conversation.first_response_due_at <= desk.now,
-        )
+        ).order_by(Conversation.first_response_due_at, Conversation.id)
     ))
-    for conversation in waiting:
+    for conversation in overdue:
+        # The supervisors are reminded once per target period; the due time stays where the
+        # fan's wait put it (moving it made a night's queue look "1:48 left" forever).
         minutes = policy.first_response_minutes(conversation.topic or "general", desk.topics)
-        conversation.first_response_due_at = desk.now + dt.timedelta(minutes=minutes)
+        if conversation.alerted_at is not None \
+                and desk.now < conversation.alerted_at + dt.timedelta(minutes=minutes):
+            continue
         candidates = routing.candidates(session=session)
         pick = policy.choose(routing.need_for(session=session, conversation=conversation),
                              candidates, desk.topics, now=desk.now, tz=desk.tz)

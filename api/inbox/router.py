@@ -198,10 +198,12 @@ RowId = Annotated[int, PathParam(ge=1, le=ID_MAX)]
 
 @api.get("/inbox")
 async def inbox_lists(staff: CurrentStaff, services: ServicesDep) -> dict:
-    """My conversations, the queue I could take and — supervisors — every open one, sorted by
-    priority then waiting time, with each topic's first-response target."""
+    """My conversations, the queue I could take and — supervisors — every open one and the
+    urgent ones nobody has, sorted by priority then how long the fan has waited, with each
+    topic's first-response target and how far past it the wait is."""
     return await services.db.run(service.lists, staff_id=staff.id,
-                                 topics=services.handoff.topics)
+                                 topics=services.handoff.topics,
+                                 now=services.handoff.clock.now())
 
 
 @api.get("/conversations/{conversation_id}/context")

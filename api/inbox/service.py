@@ -9,10 +9,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.conversations import service as conversations
+from api.conversations import waiting
 from api.conversations.models import Conversation, Message
 from api.enums import Channel, ConversationStatus, MessageKind, Priority, SenderType
 from api.events import Event, publish_on_commit
@@ -35,7 +36,6 @@ from api.staff.models import Staff
 
 log = logging.getLogger(__name__)
 
-PRIORITY_ORDER = {Priority.urgent: 0, Priority.high: 1, Priority.normal: 2, Priority.low: 3}
 PLACEHOLDER = re.compile(r"\{(first_name|agent_name|agent_first_name)\}")
 
 
@@ -56,33 +56,39 @@ def can_take(staff: Staff, conversation: Conversation, topics: Mapping[str, Topi
     return topic in skills or bool(rule and rule.fallback_skill in skills)
 
 
-def _waiting_since(c: Conversation) -> dt.datetime:
-    return c.last_fan_message_at or c.updated_at or c.created_at
-
-
-def sort_key(c: Conversation) -> tuple:
-    """Priority first, then the longest wait."""
-    return (PRIORITY_ORDER.get(c.priority, 2), _waiting_since(c))
+def last_texts(session: Session, statuses: list[ConversationStatus]) -> dict[int, str]:
+    """Each thread's last message text (not activity), for threads in ``statuses``: one query."""
+    last_ids = (select(func.max(Message.id))
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .where(Conversation.status.in_(statuses), Message.kind != MessageKind.activity)
+                .group_by(Message.conversation_id))
+    return {cid: text or "" for cid, text in session.execute(
+        select(Message.conversation_id, Message.text).where(Message.id.in_(last_ids)))}
 
 
 def row(session: Session, c: Conversation, topics: Mapping[str, TopicRule],
-        names: dict[int, Staff]) -> dict[str, Any]:
-    """One line of a list (no fan text except the last message's first 120 characters)."""
+        names: dict[int, Staff], *, since: dt.datetime | None, now: dt.datetime,
+        last_text: str | None = None) -> dict[str, Any]:
+    """One line of a list (no fan text except the last message's first 120 characters);
+    ``since``: when the fan started waiting (api/conversations/waiting.py); ``last_text``
+    when the caller fetched it with :func:`last_texts`."""
     assignee = names.get(c.assignee_id) if c.assignee_id else None
-    last = session.scalar(select(Message).where(Message.conversation_id == c.id,
-                                                Message.kind != MessageKind.activity)
-                          .order_by(Message.id.desc()).limit(1))
+    if last_text is None:
+        last = session.scalar(select(Message).where(Message.conversation_id == c.id,
+                                                    Message.kind != MessageKind.activity)
+                              .order_by(Message.id.desc()).limit(1))
+        last_text = (last.text or "") if last else ""
     return {
         "id": c.id, "status": c.status.value, "channel": c.channel.value,
         "topic": c.topic, "priority": c.priority.value if c.priority else None,
         "language": c.language, "reasons": list(c.reasons or []),
         "assignee": {"handle": assignee.handle, "name": assignee.name} if assignee else None,
-        "waiting_since": _waiting_since(c).isoformat(),
+        **waiting.figures(since, topic=c.topic, topics=topics, now=now),
         "first_response_due_at": c.first_response_due_at.isoformat()
         if c.first_response_due_at else None,
         "first_response_at": c.first_response_at.isoformat() if c.first_response_at else None,
         "target_minutes": policy.first_response_minutes(c.topic or "general", topics),
-        "last_text": (last.text or "")[:120] if last else "",
+        "last_text": last_text[:120],
         "fan": fan_label(c),
     }
 
@@ -91,20 +97,35 @@ def fan_label(c: Conversation) -> str:
     return f"Fan #{c.fan_id} · {c.channel.value}"
 
 
-def lists(session: Session, *, staff_id: int,
-          topics: Mapping[str, TopicRule]) -> dict[str, list[dict[str, Any]]]:
-    """Mine (assigned to me), the queue I could take, and — supervisors — every open thread."""
+def lists(session: Session, *, staff_id: int, topics: Mapping[str, TopicRule],
+          now: dt.datetime) -> dict[str, list[dict[str, Any]]]:
+    """Mine (assigned to me), the queue I could take, and — supervisors — every open thread
+    and the urgent ones nobody has (the alert banner); each urgent first, then the longest
+    wait."""
     staff = session.get(Staff, staff_id)
     names = {s.id: s for s in session.scalars(select(Staff))}
-    open_rows = list(session.scalars(select(Conversation).where(
-        Conversation.status.in_([ConversationStatus.assigned, ConversationStatus.queued]))))
-    mine = sorted([c for c in open_rows if c.status == ConversationStatus.assigned
-                   and c.assignee_id == staff.id], key=sort_key)
-    queue = sorted([c for c in open_rows if can_take(staff, c, topics)], key=sort_key)
-    out = {"mine": [row(session, c, topics, names) for c in mine],
-           "queue": [row(session, c, topics, names) for c in queue], "all": []}
+    with_people = [ConversationStatus.assigned, ConversationStatus.queued]
+    open_rows = [(c, waiting.aware(since)) for c, since in session.execute(
+        select(Conversation, waiting.waiting_since_expr())
+        .where(Conversation.status.in_(with_people))
+        .order_by(*waiting.with_people_order()))]
+    texts = last_texts(session, with_people)
+    built: dict[int, dict[str, Any]] = {}  # a supervisor's thread is in several lists
+
+    def rows(pick) -> list[dict[str, Any]]:
+        return [built.get(c.id) or built.setdefault(
+                    c.id, row(session, c, topics, names, since=since, now=now,
+                              last_text=texts.get(c.id, "")))
+                for c, since in open_rows if pick(c)]
+
+    out = {"mine": rows(lambda c: c.status == ConversationStatus.assigned
+                        and c.assignee_id == staff.id),
+           "queue": rows(lambda c: can_take(staff, c, topics)), "all": [],
+           "urgent_unassigned": []}
     if is_supervisor(staff):
-        out["all"] = [row(session, c, topics, names) for c in sorted(open_rows, key=sort_key)]
+        out["all"] = rows(lambda c: True)
+        out["urgent_unassigned"] = [r for r in out["all"] if r["status"] == "queued"
+                                    and r["priority"] == Priority.urgent.value]
     return out
 
 
@@ -191,7 +212,7 @@ def context(session: Session, *, conversation_id: int, staff_id: int,
     assignee = names.get(c.assignee_id) if c.assignee_id else None
     triage = c.triage or {}
     return {
-        **row(session, c, topics, names),
+        **row(session, c, topics, names, since=waiting.waiting_since(session, c.id), now=now),
         "fan": fan_label(c),
         "triggers": list(triage.get("triggers") or []),
         "assignee": {"handle": assignee.handle, "name": assignee.name} if assignee else None,

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.conversations import service as conversations
+from api.conversations import waiting
 from api.conversations.models import Conversation, Message
 from api.enums import ConversationStatus, Priority, StaffRole
 from api.events import Event, publish_on_commit
@@ -127,8 +128,10 @@ def queue(
         session=session, conversation=conversation, to=ConversationStatus.queued,
         actor=actor, reason=reason,
     )
-    if conversation.first_response_due_at is None or previous is not None:
-        conversation.first_response_due_at = now + dt.timedelta(minutes=minutes)
+    # Due when the fan's wait passes the target: anchored to when they started waiting, so
+    # queueing again (the assignee went offline) never moves it forward.
+    conversation.first_response_due_at = waiting.due_at(session, conversation, minutes=minutes,
+                                                        now=now)
     conversation.first_response_at = None
     publish_on_commit(session, Event("conversation.queued", conversation.id,
                                      {"topic": conversation.topic,
@@ -144,13 +147,11 @@ def queue(
 
 
 def queued_conversations(*, session: Session) -> list[Conversation]:
-    """Queued conversations, most urgent first, then oldest."""
-    order = {Priority.urgent: 0, Priority.high: 1, Priority.normal: 2, Priority.low: 3}
-    rows = list(session.scalars(
+    """Queued conversations, most urgent first, then the fan who has waited longest."""
+    return list(session.scalars(
         select(Conversation).where(Conversation.status == ConversationStatus.queued)
-        .order_by(Conversation.updated_at, Conversation.id)
+        .order_by(*waiting.with_people_order())
     ))
-    return sorted(rows, key=lambda c: order.get(c.priority, 2))
 
 
 def online_supervisors(*, session: Session) -> list[Staff]:

@@ -2,7 +2,7 @@
 // textContent (never innerHTML): fan text is untrusted.
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const me = document.querySelector(".me").dataset;
-const state = { open: null, ctx: null, staff: [], timer: null };
+const state = { open: null, ctx: null, staff: [], timer: null, fetchedAt: Date.now() };
 // Triage labels' human names ("medical emergency"), from the page's "should have come to a
 // person" choice.
 const LABEL_NAMES = Object.fromEntries([...document.getElementById("pane-template").content
@@ -31,18 +31,29 @@ function el(tag, cls, text) {
   return e;
 }
 
-function mmss(seconds) {
-  const s = Math.abs(Math.round(seconds));
-  const m = Math.floor(s / 60), r = s % 60;
-  return (seconds < 0 ? "-" : "") + m + ":" + String(r).padStart(2, "0");
+function span(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return s + " s";
+  const m = Math.floor(s / 60);
+  return m < 60 ? m + " min" : Math.floor(m / 60) + " h " + (m % 60) + " min";
+}
+
+// How long the fan has waited since their first message no person answered (the server's
+// waiting_s, moved on by the time since the lists were fetched: no trust in this machine's
+// clock), against the topic's first-response target.
+function waitText(waitedAt, targetMinutes) {
+  if (waitedAt === null) return { text: "", cls: "" };
+  const waited = waitedAt.waited + (Date.now() - waitedAt.at) / 1000;
+  const over = waited - targetMinutes * 60;
+  if (over > 0) return { text: "waiting " + span(waited) + " · overdue by " + span(over), cls: "late" };
+  return { text: "waiting " + span(waited) + " · " + span(-over) + " left", cls: over > -120 ? "soon" : "ok" };
 }
 
 function timerText(c) {
-  if (c.first_response_at) return { text: "answered", cls: "ok" };
-  if (!c.first_response_due_at) return { text: "", cls: "" };
-  const left = (Date.parse(c.first_response_due_at) - Date.now()) / 1000;
-  return { text: (left >= 0 ? mmss(left) + " left" : mmss(left) + " late") +
-                 " / " + c.target_minutes + " min", cls: left < 0 ? "late" : left < 120 ? "soon" : "ok" };
+  if (c.waiting_s === null || c.waiting_s === undefined) {
+    return c.first_response_at ? { text: "answered", cls: "ok" } : { text: "", cls: "" };
+  }
+  return waitText({ waited: c.waiting_s, at: state.fetchedAt }, c.target_minutes);
 }
 
 function renderList(id, rows) {
@@ -61,9 +72,8 @@ function renderList(id, rows) {
     if (c.language) top.append(el("span", "lang", c.language));
     const t = timerText(c);
     const timer = el("span", "timer " + t.cls, t.text);
-    timer.dataset.due = c.first_response_due_at || "";
+    timer.dataset.waited = c.waiting_s ?? "";
     timer.dataset.target = c.target_minutes;
-    timer.dataset.answered = c.first_response_at ? "1" : "";
     top.append(timer);
     a.append(top, el("div", "last", c.last_text));
     if (c.assignee && id === "all") a.append(el("div", "who muted", "with " + c.assignee.name));
@@ -74,17 +84,105 @@ function renderList(id, rows) {
 
 async function refreshLists() {
   const data = await call("GET", "/api/v1/inbox");
+  state.fetchedAt = Date.now();
   renderList("mine", data.mine);
   renderList("queue", data.queue);
   renderList("all", data.all);
+  urgent.showAll(data.urgent_unassigned || []);
 }
 
 function tickTimers() {
-  document.querySelectorAll(".timer").forEach((t) => {
-    if (t.dataset.answered || !t.dataset.due) return;
-    const r = timerText({ first_response_due_at: t.dataset.due, target_minutes: t.dataset.target });
+  document.querySelectorAll(".timer, .urgent-wait").forEach((t) => {
+    if (t.dataset.waited === "") return;
+    const r = waitText({ waited: Number(t.dataset.waited), at: state.fetchedAt }, Number(t.dataset.target));
     t.textContent = r.text;
-    t.className = "timer " + r.cls;
+    if (t.classList.contains("timer")) t.className = "timer " + r.cls;
+  });
+}
+
+// Supervisors: one alerts banner — the flood line (alert.flood) and every urgent thread nobody
+// has, from alert.urgent_unassigned and the lists, until someone takes it. An optional beep
+// (Web Audio, off by default; the choice is kept in this browser).
+const urgent = {
+  box: document.getElementById("supervisor-alerts"),
+  list: document.getElementById("urgent-banner"),
+  flood: document.getElementById("flood-banner"),
+  sound: document.getElementById("alert-sound"),
+  rows: new Map(),  // conversation id -> list row (or the alert's own fields until the lists load)
+  audio: null,
+  lastBeep: 0,
+  soundOn() { return localStorage.getItem("inbox.alertSound") === "on"; },
+  showAll(rows) {
+    if (!this.list) return;
+    this.rows = new Map(rows.map((r) => [r.id, r]));
+    this.render();
+  },
+  add(id, topic) {
+    if (!this.list) return;
+    if (!this.rows.has(id)) this.rows.set(id, { id, topic, waiting_s: null });
+    this.render();
+    this.beep();
+  },
+  taken(id) {
+    if (this.rows.delete(id)) this.render();
+  },
+  render() {
+    if (!this.list) return;
+    this.list.replaceChildren(...[...this.rows.values()].map((r) => {
+      const li = el("li", "urgent-alert");
+      li.dataset.id = r.id;
+      const a = el("a", "", "Urgent: " + (r.fan || "conversation " + r.id) + " — " + (r.topic || "general"));
+      a.href = "#c" + r.id;
+      const wait = el("span", "urgent-wait");
+      wait.dataset.waited = r.waiting_s ?? "";
+      wait.dataset.target = r.target_minutes ?? 0;
+      if (r.waiting_s !== null && r.waiting_s !== undefined) {
+        wait.textContent = waitText({ waited: r.waiting_s, at: state.fetchedAt }, r.target_minutes).text;
+      }
+      li.append(a, el("span", "", " · nobody has it · "), wait);
+      return li;
+    }));
+    this.box.hidden = this.rows.size === 0 && this.flood.hidden;
+  },
+  beep() {
+    if (!this.soundOn() || Date.now() - this.lastBeep < 2000) return;
+    this.lastBeep = Date.now();
+    try {
+      this.audio = this.audio || new AudioContext();
+      const osc = this.audio.createOscillator();
+      const gain = this.audio.createGain();
+      osc.type = "sine";
+      osc.frequency.value = 880;
+      gain.gain.setValueAtTime(0.2, this.audio.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.001, this.audio.currentTime + 0.35);
+      osc.connect(gain).connect(this.audio.destination);
+      osc.start();
+      osc.stop(this.audio.currentTime + 0.35);
+    } catch (e) { /* no audio device: the banner is enough */ }
+  },
+  showSound() {
+    if (!this.sound) return;
+    const on = this.soundOn();
+    this.sound.textContent = "Alert sound: " + (on ? "on" : "off");
+    this.sound.setAttribute("aria-pressed", on ? "true" : "false");
+  },
+};
+
+if (urgent.sound) {
+  urgent.showSound();
+  urgent.sound.addEventListener("click", () => {
+    localStorage.setItem("inbox.alertSound", urgent.soundOn() ? "off" : "on");
+    urgent.showSound();
+    if (urgent.soundOn()) { urgent.lastBeep = 0; urgent.beep(); }  // a click may start audio
+  });
+}
+if (urgent.list) {
+  urgent.list.addEventListener("click", (e) => {
+    const li = e.target.closest(".urgent-alert");
+    if (!li) return;
+    e.preventDefault();
+    history.replaceState(null, "", "#c" + li.dataset.id);
+    openConversation(Number(li.dataset.id));
   });
 }
 
@@ -425,7 +523,7 @@ function connect() {
   // Supervisors: one banner while urgent threads flood in from one network (their alerts are
   // grouped; every fan still got their handoff).
   es.addEventListener("alert.flood", (e) => {
-    const banner = document.getElementById("flood-banner");
+    const banner = urgent.flood;
     if (!banner) return;
     const d = JSON.parse(e.data || "{}");
     banner.hidden = !d.active;
@@ -433,8 +531,20 @@ function connect() {
       ? `Urgent flood: ${d.count} urgent threads from ${d.network} within ${d.window_s} s. ` +
         "Alerts are grouped; every thread is in the lists."
       : "";
+    urgent.render();
     soon(null);
   });
+  // An urgent thread nobody suitable can take: in the banner (and a beep) until someone does.
+  es.addEventListener("alert.urgent_unassigned", (e) => {
+    const d = JSON.parse(e.data || "{}");
+    if (d.conversation_id) urgent.add(d.conversation_id, d.topic);
+    soon(d.conversation_id);
+  });
+  ["conversation.assigned", "conversation.status_changed"].forEach((t) =>
+    es.addEventListener(t, (e) => {
+      const d = JSON.parse(e.data || "{}");
+      if (t === "conversation.assigned" || d.to !== "queued") urgent.taken(d.conversation_id);
+    }));
   es.addEventListener("staff.presence_changed", async () => {
     state.staff = await call("GET", "/api/v1/staff");
     const pane = document.getElementById("pane");

@@ -116,8 +116,8 @@ async def test_lists_context_notes_flag_and_permissions(harness):
     assert mine["id"] == conv_id and mine["priority"] == "urgent"
     assert mine["target_minutes"] > 0 and mine["first_response_due_at"]
     assert [r["id"] for r in lists["all"]] == [conv_id]  # Noor supervises
-    assert (await c.get("/api/v1/inbox", headers=tom)).json() == {"mine": [], "queue": [],
-                                                                  "all": []}
+    assert (await c.get("/api/v1/inbox", headers=tom)).json() == {
+        "mine": [], "queue": [], "all": [], "urgent_unassigned": []}
     ctx = (await c.get(f"/api/v1/conversations/{conv_id}/context", headers=noor)).json()
     assert ctx["channel"] == "rest" and ctx["reasons"] and ctx["may_act"]
     texts = [m["text"] for m in ctx["transcript"]]
