@@ -105,9 +105,13 @@ def to_csv(data: dict[str, Any] | list[dict[str, Any]], name: str, query: Report
                              "Cache-Control": "no-store"})
 
 
+async def _compute(services, query: ReportQuery, section: Callable[..., Any], **kw) -> Any:
+    return await services.db.run(service.compute, query=query, section=section, **kw)
+
+
 async def _figure(services, name: str, query: ReportQuery, fmt: Format,
-                  fn: Callable[..., Any], **kw) -> Any:
-    data = await services.db.run(fn, query=query, **kw)
+                  section: Callable[..., Any], **kw) -> Any:
+    data = await _compute(services, query, section, **kw)
     return to_csv(data, name, query) if fmt == "csv" else data
 
 
@@ -131,10 +135,10 @@ async def daily(query: Range, _staff: Reader, services: ServicesDep, format: For
 async def handoffs(query: Range, _staff: Reader, services: ServicesDep,
                    format: Format = "json"):
     """Handoffs by trigger (a handoff with two triggers counts under both) and by topic."""
-    def work(session, query):
+    def work(session, query, h):
         dialect = session.get_bind().dialect.name
         by_trigger = service.by_trigger(session, query=query, dialect=dialect)
-        topics = service.by_topic(session, query=query, topics=services.handoff.topics)
+        topics = service.by_topic(session, query=query, h=h, topics=services.handoff.topics)
         return {"by_trigger": by_trigger,
                 "by_topic": {t["topic"]: t["handed_off"] for t in topics}}
 
@@ -154,9 +158,9 @@ async def first_reply(query: Range, _staff: Reader, services: ServicesDep,
 async def queue(query: Range, _staff: Reader, services: ServicesDep, format: Format = "json"):
     """Queued at handoff (nobody suitable online and free), waiting before assignment,
     reassignments for lateness."""
-    def work(session, query):
-        return {**service.queue(session, query=query),
-                "late_reassignments": service.lateness(session, query=query)}
+    def work(session, query, h):
+        return {**service.queue(session, query=query, h=h),
+                "late_reassignments": service.lateness(session, query=query, h=h)}
 
     return await _figure(services, "queue", query, format, work)
 
@@ -171,7 +175,7 @@ async def per_staff(query: Range, _staff: Reader, services: ServicesDep,
 @api.get("/bot")
 async def bot(query: Range, _staff: Reader, services: ServicesDep, format: Format = "json"):
     """The bot's fallback rate and the intents that most often preceded a handoff."""
-    data = await services.db.run(service.bot, query=query)
+    data = await _compute(services, query, service.bot)
     if format == "csv":
         return to_csv(data["intents_before_handoff"], "bot-intents", query)
     return data
@@ -181,7 +185,7 @@ async def bot(query: Range, _staff: Reader, services: ServicesDep, format: Forma
 async def csat(query: Range, _staff: Reader, services: ServicesDep, format: Format = "json"):
     """CSAT: asked, answers, response rate, average, distribution and comments (CSV: the
     comments; the figures are in the summary's CSV)."""
-    data = await services.db.run(service.csat, query=query)
+    data = await _compute(services, query, service.csat)
     if format == "csv":
         return to_csv(data["comments"], "csat-comments", query)
     return data
@@ -212,7 +216,7 @@ async def page(request: Request, services: ServicesDep, from_: Annotated[
     except ValueError as exc:  # BadRange is one: the form shows it and keeps what was asked
         error = str(exc) if isinstance(exc, BadRange) else "not a valid date or channel"
         query = ReportQuery(today - dt.timedelta(days=29), today, settings.staff_timezone)
-    data = await services.db.run(service.full, query=query, topics=services.handoff.topics)
+    data = await _compute(services, query, service.full, topics=services.handoff.topics)
     links = {name: f"/api/v1/reports/{name}?format=csv&" + _params(query)
              for name in ("summary", "daily", "handoffs", "first-reply", "queue", "staff",
                           "bot", "csat")}

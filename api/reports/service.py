@@ -19,23 +19,32 @@ its triggers, topic and first reply are those of the latest handoff.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    Column,
     Float,
-    and_,
+    Integer,
+    MetaData,
+    String,
+    Table,
     case,
     cast,
     exists,
     extract,
     func,
+    insert,
     literal,
     or_,
     select,
+    text,
     true,
-    union_all,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
 from api.conversations.models import Conversation, Message
@@ -60,12 +69,6 @@ COMMENTS = 50
 Trigger = aliased(Message, name="trigger_message")
 
 
-def _fan_message_exists():
-    return exists().where(Message.conversation_id == Conversation.id,
-                          Message.kind == MessageKind.incoming,
-                          Message.sender_type == SenderType.fan)
-
-
 def _seconds(dialect: str, start, end):
     """``end - start`` in seconds, on SQLite (text timestamps) and PostgreSQL."""
     if dialect == "sqlite":
@@ -73,25 +76,47 @@ def _seconds(dialect: str, start, end):
     return cast(extract("epoch", end - start), Float)
 
 
-def _days(query: ReportQuery):
-    """The range's days as rows (day, day_start, day_end): a UNION ALL of literals, so each
-    conversation falls in its venue-local day on both backends (SQLite has no time zones)."""
-    rows = [select(literal(d.date.isoformat()).label("day"),
-                   literal(d.start, UTCDateTime).label("day_start"),
-                   literal(d.end, UTCDateTime).label("day_end")) for d in query.days]
-    return (rows[0] if len(rows) == 1 else union_all(*rows)).subquery("days")
+def offsets(query: ReportQuery) -> list[tuple[dt.datetime, int]]:
+    """The venue's UTC offset over the range: [(from this instant, offset in seconds)], a new
+    entry at each DST change (found hour by hour: zones change on the hour)."""
+    zone = ZoneInfo(query.tz)
+    at, out = query.start, []
+    while at < query.end:
+        offset = int(at.astimezone(zone).utcoffset().total_seconds())
+        if not out or out[-1][1] != offset:
+            out.append((at, offset))
+        at += dt.timedelta(hours=1)
+    return out
 
 
-def conversations(query: ReportQuery):
-    """The conversations of the report, one row each with its venue-local day."""
-    days = _days(query)
+def local_day(query: ReportQuery, dialect: str):
+    """The venue-local date (YYYY-MM-DD) a conversation started on. PostgreSQL converts with
+    the zone itself; SQLite has no zones, so the range's offsets (one or two, with a DST
+    change) are applied by a CASE on the instant of the change."""
+    if dialect != "sqlite":
+        return func.to_char(func.timezone(query.tz, Conversation.created_at), "YYYY-MM-DD")
+    shifts = offsets(query)
+
+    def shifted(offset: int):
+        return func.date(Conversation.created_at, f"{offset:+d} seconds")
+
+    if len(shifts) == 1:
+        return shifted(shifts[0][1])
+    whens = [(Conversation.created_at < literal(shifts[i + 1][0], UTCDateTime), shifted(off))
+             for i, (_at, off) in enumerate(shifts[:-1])]
+    return case(*whens, else_=shifted(shifts[-1][1]))
+
+
+def conversations(query: ReportQuery, dialect: str = "sqlite", *, by_day: bool = False):
+    """The conversations of the report, one row each (with its venue-local day: ``by_day``).
+    A thread with a fan message has ``last_fan_message_at`` set (api/conversations/service.py
+    add_fan_message, the one place fan messages are stored): no lookup in messages needed."""
+    day = local_day(query, dialect) if by_day else literal(None)
     stmt = (
         select(Conversation.id, Conversation.topic, Conversation.channel, Conversation.language,
-               Conversation.last_assignee_id, Conversation.triage, days.c.day)
-        .join(days, and_(Conversation.created_at >= days.c.day_start,
-                         Conversation.created_at < days.c.day_end))
+               Conversation.last_assignee_id, Conversation.triage, day.label("day"))
         .where(Conversation.created_at >= query.start, Conversation.created_at < query.end,
-               _fan_message_exists())
+               Conversation.last_fan_message_at.is_not(None))
     )
     if query.channel is not None:
         stmt = stmt.where(Conversation.channel == query.channel)
@@ -105,7 +130,7 @@ def conversations(query: ReportQuery):
 def handoffs(query: ReportQuery, dialect: str):
     """One row per handed-off conversation: its handoff start (the triggering fan message),
     first staff reply, first assignment after it, whether routing queued it at once."""
-    convs = conversations(query)
+    convs = conversations(query, dialect, by_day=True)
     reply = aliased(Message, name="reply")
     first_reply_at = (
         select(func.min(reply.created_at))
@@ -125,22 +150,78 @@ def handoffs(query: ReportQuery, dialect: str):
     queued = exists().where(act.conversation_id == convs.c.id, act.id > Trigger.id,
                             act.kind == MessageKind.activity, transition_to == "queued",
                             transition_by == "triage")
+    # Reassignments because the first reply was late: the timers' moves.
+    late_moves = (
+        select(func.count())
+        .where(act.conversation_id == convs.c.id, act.kind == MessageKind.activity,
+               transition_by == "timer")
+        .scalar_subquery()
+    )
     inner = (
         select(convs.c.id, convs.c.day, convs.c.topic, convs.c.last_assignee_id,
                Trigger.created_at.label("started_at"), Trigger.intent.label("intent"),
                first_reply_at.label("first_reply_at"),
                first_assigned_at.label("first_assigned_at"),
-               case((queued, 1), else_=0).label("queued"))
+               case((queued, 1), else_=0).label("queued"), late_moves.label("late_moves"),
+               CsatResponse.id.label("csat_id"), CsatResponse.staff_id.label("csat_staff_id"),
+               CsatResponse.score.label("csat_score"))
         .select_from(convs)
         .join(Trigger, Trigger.id == convs.c.triage["message_id"].as_integer(), isouter=True)
+        .join(CsatResponse, CsatResponse.conversation_id == convs.c.id, isouter=True)
         .where(convs.c.topic.is_not(None))
         .subquery("inner_handoffs")
     )
     return select(
-        inner,
+        inner.c.id, inner.c.day, inner.c.topic, inner.c.last_assignee_id, inner.c.intent,
         _seconds(dialect, inner.c.started_at, inner.c.first_reply_at).label("first_reply_s"),
         _seconds(dialect, inner.c.started_at, inner.c.first_assigned_at).label("wait_s"),
-    ).subquery("handoffs")
+        inner.c.queued,
+        case((inner.c.first_reply_at.is_(None), 0), else_=1).label("replied"),
+        case((inner.c.first_assigned_at.is_(None), 0), else_=1).label("assigned"),
+        inner.c.late_moves,
+        case((inner.c.csat_id.is_(None), 0), else_=1).label("csat_asked"),
+        inner.c.csat_staff_id, inner.c.csat_score,
+    )
+
+
+# The handoffs of one report, computed once per request into a temporary table (per database
+# connection: concurrent requests never see each other's), then aggregated by every section.
+HANDOFFS = Table(
+    "report_handoffs", MetaData(),
+    Column("id", Integer), Column("day", String(10)), Column("topic", String(32)),
+    Column("last_assignee_id", Integer), Column("intent", String(100)),
+    Column("first_reply_s", Float), Column("wait_s", Float), Column("queued", Integer),
+    Column("replied", Integer), Column("assigned", Integer), Column("late_moves", Integer),
+    # Only conversations a person resolved are surveyed: CSAT lives with the handoffs.
+    Column("csat_asked", Integer), Column("csat_staff_id", Integer), Column("csat_score", Integer),
+    prefixes=["TEMPORARY"],
+)
+DROP_HANDOFFS = text("DROP TABLE IF EXISTS report_handoffs")
+
+
+@contextmanager
+def materialized_handoffs(session: Session, query: ReportQuery) -> Iterator[Table]:
+    """The report's handoffs as a temporary table, dropped afterwards."""
+    conn = session.connection()
+    conn.execute(DROP_HANDOFFS)
+    HANDOFFS.create(conn)
+    try:
+        conn.execute(insert(HANDOFFS).from_select(
+            [c.name for c in HANDOFFS.c], handoffs(query, conn.dialect.name)))
+        yield HANDOFFS
+    except BaseException:
+        # On PostgreSQL the failed transaction is rolled back (the table with it).
+        with suppress(SQLAlchemyError):
+            conn.execute(DROP_HANDOFFS)
+        raise
+    conn.execute(DROP_HANDOFFS)
+
+
+def compute(session: Session, *, query: ReportQuery, section: Callable[..., Any],
+            **kw) -> Any:
+    """One section (or :func:`full`) with the report's handoffs materialized for it."""
+    with materialized_handoffs(session, query) as h:
+        return section(session, query=query, h=h, **kw)
 
 
 def percentiles(session: Session, source, value: str, group: str | None = None,
@@ -177,7 +258,7 @@ def _dialect(session: Session) -> str:
 
 
 # -- sections ---------------------------------------------------------------------------------
-def summary(session: Session, *, query: ReportQuery) -> dict[str, Any]:
+def summary(session: Session, *, query: ReportQuery, h: Table) -> dict[str, Any]:
     """The headline figures of the range (the issue's contract, plus a few more)."""
     dialect = _dialect(session)
     convs = conversations(query)
@@ -186,9 +267,8 @@ def summary(session: Session, *, query: ReportQuery) -> dict[str, Any]:
                                                          else_=0)), 0))
     ).one()
     total, handed = int(total), int(handed)
-    h = handoffs(query, dialect)
     p50, p90, _n = percentiles(session, h, "first_reply_s").get(None, (None, None, 0))
-    csat = csat_totals(session, query=query)
+    csat = csat_totals(session, query=query, h=h)
     return {
         "conversations": total,
         "contained": total - handed,
@@ -218,16 +298,16 @@ def by_trigger(session: Session, *, query: ReportQuery, dialect: str) -> dict[st
     return {**ordered, **dict(sorted(found.items()))}
 
 
-def daily(session: Session, *, query: ReportQuery) -> list[dict[str, Any]]:
+def daily(session: Session, *, query: ReportQuery, h: Table) -> list[dict[str, Any]]:
     """Per venue-local day: conversations, contained, handed off, first reply p50/p90, CSAT."""
     dialect = _dialect(session)
-    convs = conversations(query)
+    convs = conversations(query, dialect, by_day=True)
     counts = {day: (int(n), int(handed)) for day, n, handed in session.execute(
         select(convs.c.day, func.count(),
                func.coalesce(func.sum(case((convs.c.topic.is_not(None), 1), else_=0)), 0))
         .group_by(convs.c.day))}
-    replies = percentiles(session, handoffs(query, dialect), "first_reply_s", "day")
-    scores = csat_by(session, query=query, by="day")
+    replies = percentiles(session, h, "first_reply_s", "day")
+    scores = csat_by(session, h=h, by="day")
     out = []
     for day in query.days:
         key = day.date.isoformat()
@@ -241,12 +321,10 @@ def daily(session: Session, *, query: ReportQuery) -> list[dict[str, Any]]:
     return out
 
 
-def by_topic(session: Session, *, query: ReportQuery,
+def by_topic(session: Session, *, query: ReportQuery, h: Table,
              topics: Mapping[str, TopicRule]) -> list[dict[str, Any]]:
     """Per topic: handoffs, first reply p50/p90 next to the topic's target from staff.yml, and
     the share of answered handoffs answered inside it."""
-    dialect = _dialect(session)
-    h = handoffs(query, dialect)
     names = sorted(set(topics) | {"general"})
     target_s = case({t: first_response_minutes(t, topics) * 60 for t in names},
                     value=h.c.topic, else_=first_response_minutes("general", topics) * 60)
@@ -267,43 +345,37 @@ def by_topic(session: Session, *, query: ReportQuery,
     return sorted(out, key=lambda r: (-r["handed_off"], r["topic"]))
 
 
-def lateness(session: Session, *, query: ReportQuery) -> dict[str, int]:
+def lateness(session: Session, *, query: ReportQuery, h: Table) -> dict[str, int]:
     """Reassignments because the first reply was late (the timers' moves), and the
     conversations they happened to."""
-    convs = conversations(query)
-    actor = Message.payload[("transition", "actor")].as_string()
     moved, threads = session.execute(
-        select(func.count(), func.count(func.distinct(Message.conversation_id)))
-        .select_from(convs).join(Message, Message.conversation_id == convs.c.id)
-        .where(Message.kind == MessageKind.activity, actor == "timer")
+        select(func.coalesce(func.sum(h.c.late_moves), 0),
+               func.coalesce(func.sum(case((h.c.late_moves > 0, 1), else_=0)), 0))
     ).one()
     return {"reassignments": int(moved), "conversations": int(threads)}
 
 
-def queue(session: Session, *, query: ReportQuery) -> dict[str, Any]:
+def queue(session: Session, *, query: ReportQuery, h: Table) -> dict[str, Any]:
     """Handoffs routing queued at once (nobody suitable online and free), how long they
     waited from the fan's message to their first assignment, and those never assigned."""
-    h = handoffs(query, _dialect(session))
     queued_only = select(h).where(h.c.queued == 1).subquery("queued_handoffs")
     n, never = session.execute(
-        select(func.count(), func.coalesce(func.sum(
-            case((queued_only.c.first_assigned_at.is_(None), 1), else_=0)), 0))
+        select(func.count(), func.coalesce(func.sum(1 - queued_only.c.assigned), 0))
     ).one()
     p50, p90, _ = percentiles(session, queued_only, "wait_s").get(None, (None, None, 0))
-    unanswered = session.scalar(select(func.count()).where(h.c.first_reply_at.is_(None)))
+    unanswered = session.scalar(select(func.count()).where(h.c.replied == 0))
     return {"queued_nobody_free": int(n), "never_assigned": int(never),
             "wait_p50_s": p50, "wait_p90_s": p90, "handoffs_unanswered": int(unanswered)}
 
 
-def per_staff(session: Session, *, query: ReportQuery) -> list[dict[str, Any]]:
+def per_staff(session: Session, *, query: ReportQuery, h: Table) -> list[dict[str, Any]]:
     """Per person (the last one the conversation was assigned to): conversations handled,
     median first reply, CSAT."""
-    h = handoffs(query, _dialect(session))
     handled = dict(session.execute(
         select(h.c.last_assignee_id, func.count()).where(h.c.last_assignee_id.is_not(None))
         .group_by(h.c.last_assignee_id)).all())
     replies = percentiles(session, h, "first_reply_s", "last_assignee_id")
-    scores = csat_by(session, query=query, by="staff")
+    scores = csat_by(session, h=h, by="staff")
     ids = set(handled) | set(scores)
     people = {s.id: s for s in session.scalars(select(Staff).where(Staff.id.in_(ids)))} \
         if ids else {}
@@ -319,7 +391,7 @@ def per_staff(session: Session, *, query: ReportQuery) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: (-r["handled"], r["handle"] or ""))
 
 
-def bot(session: Session, *, query: ReportQuery) -> dict[str, Any]:
+def bot(session: Session, *, query: ReportQuery, h: Table) -> dict[str, Any]:
     """The bot: fan messages it answered, the share it did not understand (fallback intent or
     confidence under the fallback threshold), and the intents that most often came just
     before a handoff (of the triggering message; none when it skipped the bot)."""
@@ -332,7 +404,6 @@ def bot(session: Session, *, query: ReportQuery) -> dict[str, Any]:
         .where(Message.kind == MessageKind.incoming, Message.sender_type == SenderType.fan,
                Message.relay_status == RelayStatus.answered)
     ).one()
-    h = handoffs(query, _dialect(session))
     intents = session.execute(
         select(h.c.intent, func.count().label("n")).group_by(h.c.intent)
         .order_by(func.count().desc(), h.c.intent).limit(TOP_INTENTS)
@@ -343,56 +414,52 @@ def bot(session: Session, *, query: ReportQuery) -> dict[str, Any]:
 
 
 
-def csat_totals(session: Session, *, query: ReportQuery) -> dict[str, Any]:
-    convs = conversations(query)
+def csat_totals(session: Session, *, query: ReportQuery, h: Table) -> dict[str, Any]:
     asked, answered, average = session.execute(
-        select(func.count(), func.count(CsatResponse.score), func.avg(CsatResponse.score))
-        .select_from(convs).join(CsatResponse, CsatResponse.conversation_id == convs.c.id)
+        select(func.coalesce(func.sum(h.c.csat_asked), 0), func.count(h.c.csat_score),
+               func.avg(h.c.csat_score))
     ).one()
     return {"asked": int(asked), "responses": int(answered), "average": _num(average, 2),
             "response_rate": _rate(int(answered), int(asked))}
 
 
-def csat_by(session: Session, *, query: ReportQuery, by: str) -> dict[Any, tuple[int, Any]]:
+def csat_by(session: Session, *, h: Table, by: str) -> dict[Any, tuple[int, Any]]:
     """(answers, average) per venue day (``by="day"``) or per staff id (``by="staff"``)."""
-    convs = conversations(query)
-    key = convs.c.day if by == "day" else CsatResponse.staff_id
+    key = h.c.day if by == "day" else h.c.csat_staff_id
     rows = session.execute(
-        select(key, func.count(CsatResponse.score), func.avg(CsatResponse.score))
-        .select_from(convs).join(CsatResponse, CsatResponse.conversation_id == convs.c.id)
-        .group_by(key)
+        select(key, func.count(h.c.csat_score), func.avg(h.c.csat_score))
+        .where(h.c.csat_asked == 1).group_by(key)
     )
     return {k: (int(n), _num(avg, 2)) for k, n, avg in rows if k is not None}
 
 
-def csat(session: Session, *, query: ReportQuery) -> dict[str, Any]:
+def csat(session: Session, *, query: ReportQuery, h: Table) -> dict[str, Any]:
     """CSAT: asked, answered, response rate, average, the 1-5 distribution, latest comments."""
-    convs = conversations(query)
     dist = dict(session.execute(
-        select(CsatResponse.score, func.count()).select_from(convs)
-        .join(CsatResponse, CsatResponse.conversation_id == convs.c.id)
-        .where(CsatResponse.score.is_not(None)).group_by(CsatResponse.score)).all())
+        select(h.c.csat_score, func.count()).where(h.c.csat_score.is_not(None))
+        .group_by(h.c.csat_score)).all())
     comments = session.execute(
         select(CsatResponse.conversation_id, CsatResponse.score, CsatResponse.comment,
                CsatResponse.comment_at, Staff.handle)
-        .select_from(convs).join(CsatResponse, CsatResponse.conversation_id == convs.c.id)
+        .select_from(h).join(CsatResponse, CsatResponse.conversation_id == h.c.id)
         .join(Staff, Staff.id == CsatResponse.staff_id, isouter=True)
-        .where(CsatResponse.comment.is_not(None))
+        .where(h.c.csat_asked == 1, CsatResponse.comment.is_not(None))
         .order_by(CsatResponse.comment_at.desc(), CsatResponse.id.desc()).limit(COMMENTS)
     )
-    return {**csat_totals(session, query=query),
+    return {**csat_totals(session, query=query, h=h),
             "distribution": {str(s): int(dist.get(s, 0)) for s in range(1, 6)},
             "comments": [{"conversation_id": cid, "score": score, "comment": text,
                           "at": at.isoformat() if at else None, "staff": handle}
                          for cid, score, text, at, handle in comments]}
 
 
-def full(session: Session, *, query: ReportQuery,
+def full(session: Session, *, query: ReportQuery, h: Table,
          topics: Mapping[str, TopicRule]) -> dict[str, Any]:
     """Every section (the reports page)."""
-    return {"filters": query.filters(), "summary": summary(session, query=query),
-            "daily": daily(session, query=query),
-            "topics": by_topic(session, query=query, topics=topics),
-            "lateness": lateness(session, query=query), "queue": queue(session, query=query),
-            "staff": per_staff(session, query=query), "bot": bot(session, query=query),
-            "csat": csat(session, query=query)}
+    return {"filters": query.filters(), "summary": summary(session, query=query, h=h),
+            "daily": daily(session, query=query, h=h),
+            "topics": by_topic(session, query=query, h=h, topics=topics),
+            "lateness": lateness(session, query=query, h=h),
+            "queue": queue(session, query=query, h=h),
+            "staff": per_staff(session, query=query, h=h), "bot": bot(session, query=query, h=h),
+            "csat": csat(session, query=query, h=h)}

@@ -61,6 +61,7 @@ class Seeder:
         return msg
 
     def fan(self, conv, when, intent=None, confidence=None, status=RelayStatus.answered):
+        conv.last_fan_message_at = at(when)  # as add_fan_message does
         return self.message(conv, when, MessageKind.incoming, SenderType.fan, text="hello",
                             intent=intent, intent_confidence=confidence, relay_status=status)
 
