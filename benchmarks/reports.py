@@ -89,11 +89,12 @@ def seed(url: str, *, conversations: int, days: int, end: dt.datetime) -> float:
                 "assigned_at": None, "first_response_at": None, "resolved_at": None}
         fallback = rng.random() < 0.125
 
-        def message(when, kind, sender, **kw):
+        def message(when, kind, sender, conversation_id=i, channel=channel, **kw):
             nonlocal mid
             mid += 1
-            messages.append({"id": mid, "uid": uuid.uuid4().hex, "conversation_id": i,
-                             "channel": channel, "kind": kind, "sender_type": sender,
+            messages.append({"id": mid, "uid": uuid.uuid4().hex,
+                             "conversation_id": conversation_id, "channel": channel,
+                             "kind": kind, "sender_type": sender,
                              "created_at": when, "relay_attempts": 0, "text": "…",
                              "payload": kw.pop("payload", None), "staff_id": None,
                              "intent": None, "intent_confidence": None,

@@ -32,9 +32,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    and_,
     case,
     cast,
-    exists,
     extract,
     func,
     insert,
@@ -90,21 +90,24 @@ def offsets(query: ReportQuery) -> list[tuple[dt.datetime, int]]:
 
 
 def local_day(query: ReportQuery, dialect: str):
-    """The venue-local date (YYYY-MM-DD) a conversation started on. PostgreSQL converts with
-    the zone itself; SQLite has no zones, so the range's offsets (one or two, with a DST
-    change) are applied by a CASE on the instant of the change."""
-    if dialect != "sqlite":
-        return func.to_char(func.timezone(query.tz, Conversation.created_at), "YYYY-MM-DD")
+    """Which day of the range (0 = ``query.first``) a conversation started on, in venue time:
+    (UTC seconds + the venue's offset then - the first local midnight) // 86400. Plain
+    arithmetic on both backends (SQLite has no time zones); the offset is a constant, or a CASE
+    on the instant of a DST change inside the range."""
     shifts = offsets(query)
-
-    def shifted(offset: int):
-        return func.date(Conversation.created_at, f"{offset:+d} seconds")
-
-    if len(shifts) == 1:
-        return shifted(shifts[0][1])
-    whens = [(Conversation.created_at < literal(shifts[i + 1][0], UTCDateTime), shifted(off))
-             for i, (_at, off) in enumerate(shifts[:-1])]
-    return case(*whens, else_=shifted(shifts[-1][1]))
+    base = query.start.timestamp() + shifts[0][1]
+    if dialect == "sqlite":
+        seconds = (func.julianday(Conversation.created_at) - 2440587.5) * 86400.0
+    else:
+        seconds = extract("epoch", Conversation.created_at)
+    offset = literal(shifts[-1][1])
+    if len(shifts) > 1:
+        offset = case(*[(Conversation.created_at < literal(shifts[i + 1][0], UTCDateTime),
+                         literal(off)) for i, (_at, off) in enumerate(shifts[:-1])],
+                      else_=literal(shifts[-1][1]))
+    days = (seconds + offset - base) / 86400.0
+    # Never negative (the range starts at base): SQLite's CAST truncates, which floors here.
+    return cast(days if dialect == "sqlite" else func.floor(days), Integer)
 
 
 def conversations(query: ReportQuery, dialect: str = "sqlite", *, by_day: bool = False):
@@ -129,58 +132,59 @@ def conversations(query: ReportQuery, dialect: str = "sqlite", *, by_day: bool =
 
 def handoffs(query: ReportQuery, dialect: str):
     """One row per handed-off conversation: its handoff start (the triggering fan message),
-    first staff reply, first assignment after it, whether routing queued it at once."""
+    first staff reply and first assignment after it, whether routing queued it at once, the
+    timers' reassignments, its CSAT survey. One GROUP BY pass over the handed-off threads'
+    messages (no per-row subqueries: PostgreSQL plans it as one join)."""
     convs = conversations(query, dialect, by_day=True)
-    reply = aliased(Message, name="reply")
-    first_reply_at = (
-        select(func.min(reply.created_at))
-        .where(reply.conversation_id == convs.c.id, reply.id > Trigger.id,
-               reply.kind == MessageKind.outgoing, reply.sender_type == SenderType.staff)
-        .scalar_subquery()
-    )
-    act = aliased(Message, name="act")
-    transition_to = act.payload[("transition", "to")].as_string()
-    transition_by = act.payload[("transition", "actor")].as_string()
-    first_assigned_at = (
-        select(func.min(act.created_at))
-        .where(act.conversation_id == convs.c.id, act.id > Trigger.id,
-               act.kind == MessageKind.activity, transition_to == "assigned")
-        .scalar_subquery()
-    )
-    queued = exists().where(act.conversation_id == convs.c.id, act.id > Trigger.id,
-                            act.kind == MessageKind.activity, transition_to == "queued",
-                            transition_by == "triage")
-    # Reassignments because the first reply was late: the timers' moves.
-    late_moves = (
-        select(func.count())
-        .where(act.conversation_id == convs.c.id, act.kind == MessageKind.activity,
-               transition_by == "timer")
-        .scalar_subquery()
-    )
-    inner = (
+    handed = (
         select(convs.c.id, convs.c.day, convs.c.topic, convs.c.last_assignee_id,
-               Trigger.created_at.label("started_at"), Trigger.intent.label("intent"),
-               first_reply_at.label("first_reply_at"),
-               first_assigned_at.label("first_assigned_at"),
-               case((queued, 1), else_=0).label("queued"), late_moves.label("late_moves"),
-               CsatResponse.id.label("csat_id"), CsatResponse.staff_id.label("csat_staff_id"),
-               CsatResponse.score.label("csat_score"))
-        .select_from(convs)
-        .join(Trigger, Trigger.id == convs.c.triage["message_id"].as_integer(), isouter=True)
-        .join(CsatResponse, CsatResponse.conversation_id == convs.c.id, isouter=True)
+               convs.c.triage["message_id"].as_integer().label("trigger_id"))
         .where(convs.c.topic.is_not(None))
-        .subquery("inner_handoffs")
+        .subquery("handed")
     )
-    return select(
-        inner.c.id, inner.c.day, inner.c.topic, inner.c.last_assignee_id, inner.c.intent,
-        _seconds(dialect, inner.c.started_at, inner.c.first_reply_at).label("first_reply_s"),
-        _seconds(dialect, inner.c.started_at, inner.c.first_assigned_at).label("wait_s"),
-        inner.c.queued,
-        case((inner.c.first_reply_at.is_(None), 0), else_=1).label("replied"),
-        case((inner.c.first_assigned_at.is_(None), 0), else_=1).label("assigned"),
-        inner.c.late_moves,
-        case((inner.c.csat_id.is_(None), 0), else_=1).label("csat_asked"),
-        inner.c.csat_staff_id, inner.c.csat_score,
+    m = aliased(Message, name="m")
+    after = m.id > handed.c.trigger_id
+    activity = m.kind == MessageKind.activity
+    moved_to = m.payload[("transition", "to")].as_string()
+    moved_by = m.payload[("transition", "actor")].as_string()
+    per_thread = (
+        select(
+            m.conversation_id.label("conversation_id"),
+            func.min(case((and_(after, m.kind == MessageKind.outgoing,
+                                m.sender_type == SenderType.staff), m.created_at)))
+            .label("first_reply_at"),
+            func.min(case((and_(after, activity, moved_to == "assigned"), m.created_at)))
+            .label("first_assigned_at"),
+            func.max(case((and_(after, activity, moved_to == "queued", moved_by == "triage"),
+                           1), else_=0)).label("queued"),
+            # Reassignments because the first reply was late: the timers' moves.
+            func.sum(case((and_(activity, moved_by == "timer"), 1), else_=0))
+            .label("late_moves"),
+        )
+        .join(handed, m.conversation_id == handed.c.id)
+        .where(m.kind != MessageKind.incoming)
+        .group_by(m.conversation_id)
+        .subquery("per_thread")
+    )
+    first_reply_at = per_thread.c.first_reply_at
+    first_assigned_at = per_thread.c.first_assigned_at
+    return (
+        select(
+            handed.c.id, handed.c.day, handed.c.topic, handed.c.last_assignee_id,
+            Trigger.intent,
+            _seconds(dialect, Trigger.created_at, first_reply_at).label("first_reply_s"),
+            _seconds(dialect, Trigger.created_at, first_assigned_at).label("wait_s"),
+            func.coalesce(per_thread.c.queued, 0).label("queued"),
+            case((first_reply_at.is_(None), 0), else_=1).label("replied"),
+            case((first_assigned_at.is_(None), 0), else_=1).label("assigned"),
+            func.coalesce(per_thread.c.late_moves, 0).label("late_moves"),
+            case((CsatResponse.id.is_(None), 0), else_=1).label("csat_asked"),
+            CsatResponse.staff_id.label("csat_staff_id"), CsatResponse.score.label("csat_score"),
+        )
+        .select_from(handed)
+        .join(Trigger, Trigger.id == handed.c.trigger_id, isouter=True)
+        .join(per_thread, per_thread.c.conversation_id == handed.c.id, isouter=True)
+        .join(CsatResponse, CsatResponse.conversation_id == handed.c.id, isouter=True)
     )
 
 
@@ -188,7 +192,7 @@ def handoffs(query: ReportQuery, dialect: str):
 # connection: concurrent requests never see each other's), then aggregated by every section.
 HANDOFFS = Table(
     "report_handoffs", MetaData(),
-    Column("id", Integer), Column("day", String(10)), Column("topic", String(32)),
+    Column("id", Integer), Column("day", Integer), Column("topic", String(32)),
     Column("last_assignee_id", Integer), Column("intent", String(100)),
     Column("first_reply_s", Float), Column("wait_s", Float), Column("queued", Integer),
     Column("replied", Integer), Column("assigned", Integer), Column("late_moves", Integer),
@@ -309,12 +313,11 @@ def daily(session: Session, *, query: ReportQuery, h: Table) -> list[dict[str, A
     replies = percentiles(session, h, "first_reply_s", "day")
     scores = csat_by(session, h=h, by="day")
     out = []
-    for day in query.days:
-        key = day.date.isoformat()
-        n, handed = counts.get(key, (0, 0))
-        p50, p90, _ = replies.get(key, (None, None, 0))
-        answered, average = scores.get(key, (0, None))
-        out.append({"date": key, "conversations": n, "contained": n - handed,
+    for index, day in enumerate(query.days):
+        n, handed = counts.get(index, (0, 0))
+        p50, p90, _ = replies.get(index, (None, None, 0))
+        answered, average = scores.get(index, (0, None))
+        out.append({"date": day.date.isoformat(), "conversations": n, "contained": n - handed,
                     "containment_rate": _rate(n - handed, n), "handed_off": handed,
                     "first_reply_p50_s": p50, "first_reply_p90_s": p90,
                     "csat_responses": answered, "csat_average": average})

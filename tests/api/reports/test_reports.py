@@ -285,3 +285,18 @@ async def test_page_refuses_other_staff(app):
     r = await app.client.get("/inbox/reports", params=RANGE)
     assert r.status_code == 403 and "Supervisors and operators only" in r.text
     assert 'href="/inbox/reports"' not in (await app.client.get("/inbox")).text
+
+
+async def test_days_across_a_dst_change(app, laura):
+    """Clocks go back on 2026-10-25 (CEST +2 -> CET +1 at 01:00 UTC)."""
+    with app.services.db.session() as session:
+        s = Seeder(session)
+        s.n = 100  # after the seeded fans
+        for started in ("2026-10-24T22:30:00",  # 00:30 CEST on the 25th
+                        "2026-10-25T22:59:00",  # 23:59 CET on the 25th
+                        "2026-10-25T23:00:00"):  # 00:00 CET on the 26th
+            s.fan(s.conversation(started, Channel.rest, "en"), started, "greet", 0.9)
+        session.commit()
+    days = await get(app, laura, "daily", **{"from": "2026-10-24", "to": "2026-10-26"})
+    assert [(d["date"], d["conversations"]) for d in days] == [
+        ("2026-10-24", 0), ("2026-10-25", 2), ("2026-10-26", 1)]
