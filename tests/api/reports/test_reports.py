@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
+from xml.etree import ElementTree
 
 import pytest
 from sqlalchemy import select
@@ -271,6 +273,11 @@ async def test_page_renders_for_a_supervisor(app):
     html = r.text
     assert 'id="fig-conversations">5<' in html and 'id="fig-containment">40 %<' in html
     assert html.count("<svg") >= 4 and "<script" not in html
+    charts = re.findall(r"<svg.*?</svg>", html, flags=re.S)
+    for chart in charts:  # well-formed SVG, every bar with its figure
+        root = ElementTree.fromstring(chart)
+        assert root.find("{http://www.w3.org/2000/svg}title") is not None
+    assert any("2026-07-11: 3 conversations, 0 contained, 3 handed off" in c for c in charts)
     assert "Handoffs by trigger" in html and "=thanks Noor" in html
     assert "/api/v1/reports/summary?format=csv&amp;from=2026-07-10&amp;to=2026-07-11" in html
     inbox = await app.client.get("/inbox")
