@@ -41,6 +41,8 @@ from api.ratelimit.limiter import RateLimits
 from api.registry.router import router as models_router
 from api.relay.client import RasaClient
 from api.relay.relay import Relay
+from api.reports.router import api as reports_api_router
+from api.reports.router import pages as reports_pages_router
 from api.review.router import router as review_router
 from api.services import Services
 from api.settings import DEFAULT_DEMO_PASSWORD, Settings, get_settings
@@ -225,6 +227,8 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
     app.include_router(webchat_router)
     app.include_router(inbox_pages_router)
     app.include_router(operator_pages_router)
+    app.include_router(reports_api_router)
+    app.include_router(reports_pages_router)
     app.mount("/socket.io", services.webchat.asgi_app())
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestIds)  # outermost: every line of a request carries its id

@@ -2,6 +2,7 @@
 
 from api.auth.models import LoginAttempt
 from api.conversations.models import ChannelIdentity, Conversation, Fan, Message
+from api.csat.models import CsatResponse
 from api.db import Base
 from api.inbox.models import CannedResponse, MessageFlag, Note, StaffSession
 from api.lost_property.models import LostPropertyReport
@@ -19,6 +20,7 @@ __all__ = [
     "Note",
     "StaffSession",
     "ChannelIdentity",
+    "CsatResponse",
     "Conversation",
     "Fan",
     "LostPropertyReport",

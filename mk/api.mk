@@ -10,7 +10,7 @@ REDIS_READY := redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1
 API_PYTEST := $(API_PY) -m pytest tests/api -p no:cacheprovider
 
 .PHONY: api-env npm-assets chromium services test-api test-api-sqlite test-api-postgres \
-	db-upgrade bench-switchboard bench-handoff bench-inbox bench-flood fuzz fuzz-short
+	db-upgrade bench-switchboard bench-handoff bench-inbox bench-flood fuzz fuzz-short bench-reports
 
 # .venv from requirements/api.lock (recreated when the lock changes).
 api-env: $(API_STAMP)
@@ -86,6 +86,12 @@ bench-handoff: api-env
 # source addresses 127.0.0.2-5 only; a few minutes, stops by itself; writes var/bench-flood.json).
 bench-flood: api-env npm-assets
 	$(API_PY) -m benchmarks.flood
+
+# Reports on 100,000 bulk-inserted conversations, SQLite and a temporary PostgreSQL database on
+# 127.0.0.1:5432 (dropped after): the summary and the reports page timed for a 30-day range
+# (about 5 minutes, stops by itself; writes var/bench-reports.json).
+bench-reports: api-env
+	$(API_PY) -m benchmarks.reports
 
 # The staff inbox in headless Chromium and over SSE (no Rasa in the path; 127.0.0.1 only; about a
 # minute, stops by itself; writes var/bench-inbox.json): fan message -> visible in the assignee's

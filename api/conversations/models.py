@@ -62,7 +62,9 @@ class ChannelIdentity(Base):
 
 class Conversation(Base):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_status_priority", "status", "priority"),)
+    __table_args__ = (Index("ix_conversations_status_priority", "status", "priority"),
+                      # Reports select conversations by when they started (api/reports).
+                      Index("ix_conversations_created_at", "created_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     fan_id: Mapped[int] = mapped_column(ForeignKey("fans.id", ondelete="CASCADE"), index=True)

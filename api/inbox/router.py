@@ -41,7 +41,7 @@ PAGE_HEADERS = {"Content-Security-Policy": INBOX_CSP, "X-Content-Type-Options": 
 LOGIN_CSRF = "sb_login_csrf"
 STATIC = {"inbox.js": "text/javascript", "inbox.css": "text/css"}
 # Where a sign-in may lead (an open redirect otherwise); operators land in their console.
-AFTER_LOGIN = ("/inbox", "/operator")
+AFTER_LOGIN = ("/inbox", "/operator", "/inbox/reports")
 
 pages = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api/v1", tags=["inbox"])
@@ -165,8 +165,10 @@ async def inbox_page(request: Request, services: ServicesDep):
     if isinstance(staff, RedirectResponse):
         return staff
     presence = await services.db.run(lambda s: s.get(Staff, staff.id).presence.value)
+    # Supervisors and operators get a link to the reports (api/reports).
+    reports = staff.role in (StaffRole.supervisor, StaffRole.operator, StaffRole.admin)
     return _page("inbox.html", staff=staff, csrf=request.state.csrf_token, presence=presence,
-                 label_groups=label_groups())
+                 label_groups=label_groups(), reports=reports)
 
 
 def label_groups(with_none: bool = False) -> list[tuple[str, list[tuple[str, str]]]]:
