@@ -2,6 +2,7 @@
 
 from api.auth.models import LoginAttempt
 from api.conversations.models import ChannelIdentity, Conversation, Fan, Message
+from api.csat.models import CsatResponse
 from api.db import Base
 from api.inbox.models import CannedResponse, MessageFlag, Note, StaffSession
 from api.lost_property.models import LostPropertyReport
@@ -20,6 +21,7 @@ __all__ = [
     "StaffSession",
     "ChannelIdentity",
     "Conversation",
+    "CsatResponse",
     "Fan",
     "LostPropertyReport",
     "Message",
