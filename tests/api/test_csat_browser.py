@@ -1,7 +1,10 @@
 """The satisfaction survey in the real rasa-webchat widget (headless Chromium) against a live
-switchboard and the fake Rasa: the fan presses a score button, writes a comment, is thanked."""
+switchboard and the fake Rasa: the fan presses a score button, writes a comment, is thanked;
+a supervisor sees the answer in the inbox."""
 
 from __future__ import annotations
+
+import re
 
 import httpx
 import pytest
@@ -64,6 +67,18 @@ def test_web_chat_fan_scores_with_a_button_and_comments(switchboard, fake_rasa, 
             box.press("Enter")
             fan.locator(".rw-response", has_text=texts.THANKS["en"]).wait_for(timeout=10_000)
             fan.screenshot(path=str(tmp_path / "csat-widget.png"))
+
+            # Laura (a supervisor) sees the answer in the inbox's thread view
+            inbox = browser.new_context().new_page()
+            inbox.on("pageerror", lambda e: errors.append(str(e)))
+            inbox.goto(switchboard.url + "/inbox")
+            inbox.fill("input[name=handle]", "laura")
+            inbox.fill("input[name=password]", DEMO_PASSWORD)
+            inbox.click("button[type=submit]")
+            inbox.wait_for_url(re.compile(r"/inbox$"))
+            inbox.goto(switchboard.url + f"/inbox#c{cid}")
+            expect(inbox.locator(".side .csat")).to_have_text("4 / 5 — “Tom was lovely”",
+                                                              timeout=10_000)
         finally:
             browser.close()
             staff.close()
