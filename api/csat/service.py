@@ -159,10 +159,11 @@ SEEN = (DeliveryStatus.sent, DeliveryStatus.delivered, DeliveryStatus.read)
 
 def open_prompt(session: Session, conversation_id: int) -> Message | None:
     """The survey's question or comment prompt still waiting for the fan (payload ``csat``
-    "score" or "comment"), newest first."""
+    "score" or "comment"; prompts are system messages, the newest decides)."""
     rows = session.scalars(
         select(Message).where(Message.conversation_id == conversation_id,
-                              Message.kind == MessageKind.outgoing)
+                              Message.kind == MessageKind.outgoing,
+                              Message.sender_type == SenderType.system)
         .order_by(Message.id.desc()).limit(PROMPT_LOOKBACK))
     for msg in rows:
         state = (msg.payload or {}).get("csat")
@@ -184,10 +185,10 @@ def answer_of(session: Session, conversation: Conversation, text: str | None, *,
     "Handed to the fan": a REST client collects the question with the reply to its next
     message, which was written before the fan saw it and so neither answers nor closes it.
     """
-    prompt = open_prompt(session, conversation.id)
-    if prompt is None:
+    if survey_of(session, conversation.id) is None:  # most threads: one indexed lookup
         return None
-    if prompt.delivery_status not in SEEN:
+    prompt = open_prompt(session, conversation.id)
+    if prompt is None or prompt.delivery_status not in SEEN:
         return None
     if utcnow() - prompt.created_at > ANSWER_WINDOW:
         _settle(prompt, "expired")

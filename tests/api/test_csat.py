@@ -137,6 +137,29 @@ async def test_a_question_instead_of_a_score_goes_to_the_bot_and_is_not_asked_ag
     assert run_db(harness.services, lambda s: len(s.scalars(select(CsatResponse)).all())) == 1
 
 
+async def test_rest_a_five_written_before_the_fan_saw_the_question_is_not_a_score(
+        harness, fake_rasa):
+    cid, _ = await person_helped(harness, "jon")
+    replies = await say(harness, "jon", "5")  # collects the question: the fan had not seen it
+    assert [r["text"] for r in replies][1:] == [QUESTION, "echo: 5"]
+    assert survey(harness, cid).score is None
+    replies = await say(harness, "jon", "4")  # now they have
+    assert replies[0]["text"] == texts.COMMENT["en"]
+    assert survey(harness, cid).score == 4
+
+
+async def test_a_survey_expires_after_a_day(harness, fake_rasa):
+    cid, _ = await person_helped(harness, "kim")
+    await say(harness, "kim", "ok")
+    day_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=25)
+    run_db(harness.services, lambda s: (s.execute(update(Message).where(
+        Message.conversation_id == cid, Message.kind == MessageKind.outgoing).values(
+        created_at=day_ago)), s.commit()))
+    replies = await say(harness, "kim", "5")
+    assert replies == [{"recipient_id": "kim", "text": "echo: 5"}]
+    assert survey(harness, cid).score is None
+
+
 @pytest.mark.parametrize("text", ["5 stars", "10", "4.5", '/csat{"score":9}', "/csat"])
 async def test_only_a_button_or_a_bare_score_counts(harness, fake_rasa, text):
     cid, _ = await person_helped(harness, "dan")
