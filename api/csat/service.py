@@ -58,7 +58,7 @@ class SurveyRules:
 
 @dataclass(frozen=True)
 class Answer:
-    kind: Literal["score", "comment", "no_comment"]
+    kind: Literal["score", "comment", "no_comment", "late"]  # late: a button of a closed survey
     score: int | None = None
     comment: str | None = None
 
@@ -134,6 +134,11 @@ def ask(session: Session, *, conversation: Conversation, rules: SurveyRules) -> 
     return msg
 
 
+def is_survey_button(text: str | None) -> bool:
+    stripped = (text or "").strip()
+    return stripped == SKIP_COMMENT or SCORE_PAYLOAD.match(stripped) is not None
+
+
 def parse_score(text: str | None, pressed: bool) -> int | None:
     """A score from a pressed score button (``pressed``: the channel or the offered buttons
     say so) or a bare 1-5; anything else is no score."""
@@ -185,19 +190,22 @@ def answer_of(session: Session, conversation: Conversation, text: str | None, *,
     "Handed to the fan": a REST client collects the question with the reply to its next
     message, which was written before the fan saw it and so neither answers nor closes it.
     """
+    # A survey button pressed when no survey waits for it (pressed twice, or after the fan moved
+    # on): thanked, never the bot's (Rasa knows no "csat" intent).
+    late = Answer("late") if pressed and is_survey_button(text) else None
     if survey_of(session, conversation.id) is None:  # most threads: one indexed lookup
-        return None
+        return late
     prompt = open_prompt(session, conversation.id)
     if prompt is None or prompt.delivery_status not in SEEN:
-        return None
+        return late
     if utcnow() - prompt.created_at > ANSWER_WINDOW:
         _settle(prompt, "expired")
-        return None
+        return late
     answer = None
     if prompt.payload["csat"] == "score":
         score = parse_score(text, pressed)
         answer = Answer("score", score=score) if score is not None else None
-    elif text and pressed and text.strip() == SKIP_COMMENT:
+    elif pressed and is_survey_button(text):  # "No, thanks" (or a score button again)
         answer = Answer("no_comment")
     elif text:
         answer = Answer("comment", comment=text[:COMMENT_MAX_CHARS])
@@ -209,7 +217,7 @@ def record(session: Session, *, conversation: Conversation, message: Message,
            answer: Answer) -> Message:
     """Store an answer (``message``: the fan's, already stored) and the fan's next prompt."""
     survey = survey_of(session, conversation.id)
-    language = texts.lang(survey.language or conversation.language)
+    language = texts.lang(survey.language if survey else conversation.language)
     payload: dict[str, Any] = {}
     if answer.kind == "score":
         survey.score = answer.score

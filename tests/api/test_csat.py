@@ -95,6 +95,10 @@ async def test_rest_score_button_then_the_comment(harness, fake_rasa):
     assert answer.language == "en" and answer.channel.value == "rest"
     assert answer.answered_at <= answer.comment_at
     assert last_fan_message(harness, cid).relay_status == RelayStatus.skipped
+    # a score button pressed again is thanked, changes nothing and never reaches Rasa
+    replies = await say(harness, "ana", score_payload(1))
+    assert replies == [{"recipient_id": "ana", "text": texts.THANKS_NO_COMMENT["en"]}]
+    assert survey(harness, cid).score == 4 and len(fake_rasa.calls) == calls
     # the survey is over: the next message is the bot's again
     replies = await say(harness, "ana", "what time do doors open?")
     assert replies[-1]["text"] == "echo: what time do doors open?"
