@@ -1,11 +1,13 @@
-"""Fan satisfaction after a person's conversation: the survey over REST (Rasa-style buttons) and
-Messenger (quick replies, against the fake Graph server), a score from a button or a bare 1-5,
-the comment only as the next message, anything else to the bot, and who is not surveyed."""
+"""Fan satisfaction after a person's conversation: the survey over REST (Rasa-style buttons),
+Messenger (quick replies, against the fake Graph server) and web chat (socket.io); a score from
+a button or a bare 1-5, the comment only as the next message, anything else to the bot, and who
+is not surveyed."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+import httpx
 import pytest
 from sqlalchemy import select, update
 
@@ -16,6 +18,7 @@ from api.csat.service import score_payload
 from api.enums import ConversationStatus, MessageKind, RelayStatus
 from tests.api.conftest import _harness, go_online, login, run_db, wait_for
 from tests.api.test_messenger import event, payload, post_signed
+from tests.api.test_webchat import Widget
 
 URL = "/webhooks/rest/webhook"
 QUESTION = texts.QUESTION["en"]
@@ -296,3 +299,37 @@ async def test_messenger_not_surveyed_outside_the_24_hour_window(messenger_harne
     r = await h.client.post(f"/api/v1/conversations/{cid}/resolve", headers=tom)
     assert r.status_code == 200
     assert survey(h, cid) is None and len(fake_graph.messages()) == sent
+
+
+# -- web chat (the widget's socket.io protocol; the real widget: test_csat_browser.py) --------
+async def test_webchat_quick_replies_and_a_pressed_score(live_server, fake_rasa):
+    widget = Widget(live_server.url)
+    await widget.connect()
+    async with httpx.AsyncClient(base_url=live_server.url) as staff:
+        tom = await login(staff, "tom")
+        await go_online(staff, tom)
+        sid = await widget.session("csat-web-1")
+        await widget.say("human please", sid)
+        await widget.next()  # the bot's words
+        handoff = (await widget.next())["metadata"]["handoff"]
+        cid = handoff["conversation_id"]
+        r = await staff.post(f"/api/v1/conversations/{cid}/messages", headers=tom,
+                             json={"text": "Done!"})
+        assert r.status_code == 201
+        await widget.next()  # Tom's message
+        assert (await staff.post(f"/api/v1/conversations/{cid}/resolve",
+                                 headers=tom)).status_code == 200
+        assert await widget.next() == {"text": QUESTION, "quick_replies": [
+            {"content_type": "text", "title": str(n), "payload": score_payload(n)}
+            for n in range(1, 6)]}
+        calls = len(fake_rasa.calls)
+        await widget.say(score_payload(2), sid)  # the widget sends a pressed reply's payload
+        assert (await widget.next())["text"] == texts.COMMENT["en"]
+        await widget.say("the queue was long", sid)
+        assert await widget.next() == {"text": texts.THANKS["en"]}
+        assert len(fake_rasa.calls) == calls
+    await widget.close()
+    answer = run_db(live_server.app.state.services, lambda s: s.scalar(
+        select(CsatResponse).where(CsatResponse.conversation_id == cid)))
+    assert (answer.score, answer.comment, answer.channel.value) == (2, "the queue was long",
+                                                                    "webchat")
