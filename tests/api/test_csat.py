@@ -305,28 +305,28 @@ async def test_messenger_not_surveyed_outside_the_24_hour_window(messenger_harne
 async def test_webchat_quick_replies_and_a_pressed_score(live_server, fake_rasa):
     widget = Widget(live_server.url)
     await widget.connect()
-    async with httpx.AsyncClient(base_url=live_server.url) as staff:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as staff:
         tom = await login(staff, "tom")
         await go_online(staff, tom)
         sid = await widget.session("csat-web-1")
         await widget.say("human please", sid)
-        await widget.next()  # the bot's words
-        handoff = (await widget.next())["metadata"]["handoff"]
+        await widget.next(timeout=20)  # the bot's words
+        handoff = (await widget.next(timeout=20))["metadata"]["handoff"]
         cid = handoff["conversation_id"]
         r = await staff.post(f"/api/v1/conversations/{cid}/messages", headers=tom,
                              json={"text": "Done!"})
         assert r.status_code == 201
-        await widget.next()  # Tom's message
+        await widget.next(timeout=20)  # Tom's message
         assert (await staff.post(f"/api/v1/conversations/{cid}/resolve",
                                  headers=tom)).status_code == 200
-        assert await widget.next() == {"text": QUESTION, "quick_replies": [
+        assert await widget.next(timeout=20) == {"text": QUESTION, "quick_replies": [
             {"content_type": "text", "title": str(n), "payload": score_payload(n)}
             for n in range(1, 6)]}
         calls = len(fake_rasa.calls)
         await widget.say(score_payload(2), sid)  # the widget sends a pressed reply's payload
-        assert (await widget.next())["text"] == texts.COMMENT["en"]
+        assert (await widget.next(timeout=20))["text"] == texts.COMMENT["en"]
         await widget.say("the queue was long", sid)
-        assert await widget.next() == {"text": texts.THANKS["en"]}
+        assert await widget.next(timeout=20) == {"text": texts.THANKS["en"]}
         assert len(fake_rasa.calls) == calls
     await widget.close()
     answer = run_db(live_server.app.state.services, lambda s: s.scalar(

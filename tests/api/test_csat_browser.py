@@ -31,7 +31,7 @@ def switchboard(make_settings, triage_engine):
 def test_web_chat_fan_scores_with_a_button_and_comments(switchboard, fake_rasa, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    staff = httpx.Client(base_url=switchboard.url, timeout=10)
+    staff = httpx.Client(base_url=switchboard.url, timeout=30)
     r = staff.post("/api/v1/auth/login", json={"handle": "tom", "password": DEMO_PASSWORD})
     tom = {"Authorization": f"Bearer {r.json()['access_token']}"}
     assert staff.put("/api/v1/staff/me/presence", json={"presence": "online"},
