@@ -159,7 +159,16 @@ def parse_score(text: str | None, pressed: bool) -> int | None:
 
 # How far back the open survey prompt is looked for among the conversation's outgoing messages.
 PROMPT_LOOKBACK = 20
-SEEN = (DeliveryStatus.sent, DeliveryStatus.delivered, DeliveryStatus.read)
+
+
+def _handed_out(prompt: Message) -> bool:
+    """Whether the fan can have seen a prompt. A REST client sees it only once it collected it
+    (with the reply to its next message); push channels send it right after it is stored, and
+    a fan's answer may arrive before the send is recorded (socket.io handles events
+    concurrently), so there only a failed send means unseen."""
+    if prompt.channel == Channel.rest:
+        return prompt.delivery_status != DeliveryStatus.pending
+    return prompt.delivery_status != DeliveryStatus.failed
 
 
 def open_prompt(session: Session, conversation_id: int) -> Message | None:
@@ -196,7 +205,7 @@ def answer_of(session: Session, conversation: Conversation, text: str | None, *,
     if survey_of(session, conversation.id) is None:  # most threads: one indexed lookup
         return late
     prompt = open_prompt(session, conversation.id)
-    if prompt is None or prompt.delivery_status not in SEEN:
+    if prompt is None or not _handed_out(prompt):
         return late
     if utcnow() - prompt.created_at > ANSWER_WINDOW:
         _settle(prompt, "expired")
