@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from api.conversations import service as conversations
 from api.conversations.language import LanguageDecider
 from api.conversations.models import Conversation, Message
+from api.csat import service as csat
 from api.db import utcnow
 from api.enums import (
     Channel,
@@ -212,6 +213,11 @@ def receive_fan_message(
                          start_commands=start_commands)
     if command is not None:
         payload = {**(payload or {}), "command": command}
+    # An answer to the satisfaction survey: never the bot's, and it reopens nothing.
+    answer = (csat.answer_of(session, conversation, text, pressed=command is not None)
+              if relay_status is None else None)
+    if answer is not None:
+        relay_status = RelayStatus.skipped
     msg = conversations.add_fan_message(
         session=session,
         conversation=conversation,
@@ -226,7 +232,10 @@ def receive_fan_message(
     if text and languages is not None:
         decide_language(session, conversation, msg, languages, declared_language)
     replies: list[Message] = []
-    if msg.relay_status == RelayStatus.skipped and conversation.status == ConversationStatus.bot:
+    if answer is not None:
+        replies.append(csat.record(session, conversation=conversation, message=msg,
+                                   answer=answer))
+    elif msg.relay_status == RelayStatus.skipped and conversation.status == ConversationStatus.bot:
         replies.append(
             conversations.add_reply(
                 session=session, conversation=conversation, sender_type=SenderType.system,

@@ -22,6 +22,7 @@ __all__ = [
     "ChannelIdentity",
     "CsatResponse",
     "Conversation",
+    "CsatResponse",
     "Fan",
     "LostPropertyReport",
     "Message",

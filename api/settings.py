@@ -180,6 +180,10 @@ class Settings(BaseSettings):
     messenger_persona_picture_url: str = Field(
         default="", validation_alias="MESSENGER_PERSONA_PICTURE_URL"
     )
+    # Fan satisfaction (api/csat): ask the fan how it went when a person resolves their thread;
+    # a fan asked within csat_repeat_days (any conversation) is not asked again.
+    csat_enabled: bool = Field(default=True, validation_alias="CSAT_ENABLED")
+    csat_repeat_days: int = Field(default=30, ge=0, validation_alias="CSAT_REPEAT_DAYS")
 
     # Operators' retraining loop (api/review, api/training, api/registry): the Rasa project the
     # console writes reviewed examples into, the bot environment that trains and scores models,

@@ -21,6 +21,7 @@ from api.conversations.schemas import (
     MessageRead,
     StaffMessageRead,
 )
+from api.csat import service as csat
 from api.db import utcnow
 from api.dependencies import ServicesDep
 from api.enums import ConversationStatus
@@ -125,9 +126,11 @@ async def hand_back(conversation: CurrentConversation, staff: CurrentStaff,
 @router.post("/{conversation_id}/resolve", response_model=ConversationRead)
 async def resolve(conversation: CurrentConversation, staff: CurrentStaff,
                   services: ServicesDep) -> ConversationRead:
-    """Close the thread."""
-    await _run(services, handoff_flows.resolve, conversation_id=conversation.id,
-               staff_id=staff.id)
+    """Close the thread; the fan may be asked how it went (api/csat, docs/handoff.md)."""
+    conv, survey = await _run(services, handoff_flows.resolve, conversation_id=conversation.id,
+                              staff_id=staff.id,
+                              survey=csat.SurveyRules.from_settings(services.settings))
+    await services.handoff.deliver(conv, survey)
     return await _reload(services, conversation.id)
 
 

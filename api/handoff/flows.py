@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from api.conversations import service as conversations
 from api.conversations.models import Conversation
 from api.conversations.service import TransitionConflict
+from api.csat import service as csat
 from api.enums import Channel, ConversationStatus, Presence, Priority, SenderType
 from api.events import Event, publish_on_commit
 from api.flows import ConversationRef, OutgoingRef, out_ref
@@ -146,8 +147,10 @@ def handback(session: Session, *, conversation_id: int, staff_id: int) -> tuple[
     return ConversationRef.of(conversation), out_ref(reply)
 
 
-def resolve(session: Session, *, conversation_id: int, staff_id: int) -> ConversationRef:
-    """Staff close the thread (from queued or assigned)."""
+def resolve(session: Session, *, conversation_id: int, staff_id: int,
+            survey: csat.SurveyRules | None = None) -> tuple[ConversationRef, list[OutgoingRef]]:
+    """Staff close the thread (from queued or assigned); the fan is asked how it went when
+    ``survey``'s rules say so (api/csat). Returns the survey message to deliver, if any."""
     conversation, staff = load_for_staff(session, conversation_id, staff_id)
     if conversation.status not in (ConversationStatus.assigned, ConversationStatus.queued):
         raise Conflict(f"the conversation is {conversation.status.value}")
@@ -155,8 +158,10 @@ def resolve(session: Session, *, conversation_id: int, staff_id: int) -> Convers
                              to=ConversationStatus.resolved, actor=staff.handle,
                              reason="resolved", staff_id=staff.id)
     conversation.first_response_due_at = None
+    question = (csat.ask(session, conversation=conversation, rules=survey)
+                if survey is not None else None)
     session.commit()
-    return ConversationRef.of(conversation)
+    return ConversationRef.of(conversation), [out_ref(question)] if question else []
 
 
 def _each(session: Session, rows: list[Conversation], fn) -> None:

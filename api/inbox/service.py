@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from api.conversations import service as conversations
 from api.conversations import waiting
 from api.conversations.models import Conversation, Message
+from api.csat import service as csat
 from api.enums import Channel, ConversationStatus, MessageKind, Priority, SenderType
 from api.events import Event, publish_on_commit
 from api.handoff import texts
@@ -221,6 +222,7 @@ def context(session: Session, *, conversation_id: int, staff_id: int,
         "earlier": earlier,
         "lost_property": reports,
         "messenger_window": messenger_window(c, now),
+        "csat": csat.read(session, c.id),  # the fan's satisfaction answer, if asked
         "may_act": may_act(staff, c), "may_take": can_take(staff, c, topics),
     }
 

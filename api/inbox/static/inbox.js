@@ -227,6 +227,13 @@ function entry(m) {
   return li;
 }
 
+// The fan's answer to the survey sent when a person resolved the thread (api/csat).
+function csatText(csat) {
+  if (!csat) return "not asked";
+  if (csat.score === null) return "asked, no answer";
+  return csat.score + " / 5" + (csat.comment ? " — “" + csat.comment + "”" : "");
+}
+
 function renderPane(ctx) {
   const pane = document.getElementById("pane");
   const fresh = !pane.querySelector(".composer") || pane.dataset.id !== String(ctx.id);
@@ -243,6 +250,7 @@ function renderPane(ctx) {
   triage.replaceChildren(...ctx.reasons.map((r) => el("li", "reason", r)),
                          ...(ctx.triggers.length ? [el("li", "muted", "triggers: " + ctx.triggers.join(", "))] : []));
   pane.querySelector(".window").textContent = windowText(ctx.messenger_window);
+  pane.querySelector(".csat").textContent = csatText(ctx.csat);
   pane.querySelector(".earlier").replaceChildren(...(ctx.earlier.length ? ctx.earlier.map((e) =>
     el("li", "", "#" + e.id + " " + (e.topic || "bot only") + " · " + e.status + (e.helped_by ? " · helped by " + e.helped_by : ""))) : [el("li", "muted", "none")]));
   pane.querySelector(".lost").replaceChildren(...(ctx.lost_property.length ? ctx.lost_property.map((r) =>

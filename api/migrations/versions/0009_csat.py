@@ -1,4 +1,4 @@
-"""csat: fans' satisfaction answers, one survey per conversation a person resolved
+"""csat: one fan-satisfaction survey per conversation (score 1-5, optional comment)
 
 Revision ID: 0009
 Revises: 0008
@@ -15,6 +15,8 @@ down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+TS = sa.DateTime(timezone=True)
+
 
 def upgrade() -> None:
     op.create_table(
@@ -24,12 +26,13 @@ def upgrade() -> None:
         sa.Column('staff_id', sa.Integer(), nullable=True),
         sa.Column('score', sa.Integer(), nullable=True),
         sa.Column('comment', sa.Text(), nullable=True),
-        sa.Column('language', sa.String(length=8), nullable=True),
+        sa.Column('language', sa.String(8), nullable=True),
         sa.Column('channel', sa.Enum('messenger', 'webchat', 'rest', name='channel',
                                      native_enum=False, length=16), nullable=False),
-        sa.Column('asked_at', sa.DateTime(timezone=True), nullable=False),
-        sa.Column('answered_at', sa.DateTime(timezone=True), nullable=True),
-        sa.Column('comment_at', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('asked_at', TS, nullable=False),
+        sa.Column('answered_at', TS, nullable=True),
+        sa.Column('comment_at', TS, nullable=True),
+        sa.CheckConstraint('score BETWEEN 1 AND 5', name=op.f('ck_csat_responses_score_range')),
         sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'],
                                 name=op.f('fk_csat_responses_conversation_id_conversations'),
                                 ondelete='CASCADE'),
