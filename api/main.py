@@ -222,12 +222,12 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
     app.include_router(metrics_router)
     # Every API and webhook route declares the shared error codes (api/errors.py).
     for router in (rest_router, messenger_router, auth_router, staff_router, inbox_api_router,
-                   conversations_router, review_router, training_router, models_router):
+                   conversations_router, review_router, training_router, models_router,
+                   reports_api_router):
         app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(webchat_router)
     app.include_router(inbox_pages_router)
     app.include_router(operator_pages_router)
-    app.include_router(reports_api_router)
     app.include_router(reports_pages_router)
     app.mount("/socket.io", services.webchat.asgi_app())
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
