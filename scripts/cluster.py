@@ -80,9 +80,11 @@ class Config:
     def from_env(cls, environ: dict[str, str]) -> Config:
         env = dict(environ)
         env.setdefault("APP_ENV", "local")  # as `make run`; the service alone is production
-        env.setdefault("RASA_TOKEN", secrets.token_urlsafe(24))
         env.update({"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"})
         get = env.get
+        rasa = get("CLUSTER_RASA", "1") not in ("0", "false", "no", "")
+        if rasa:  # our own Rasa: a fresh token unless one is given (as `make run`)
+            env.setdefault("RASA_TOKEN", secrets.token_urlsafe(24))
         return cls(
             replicas=int(get("CLUSTER_REPLICAS", "2")),
             # The balancer's interface: 0.0.0.0 to take traffic from other machines.
@@ -93,7 +95,7 @@ class Config:
             database_url=get("CLUSTER_DATABASE_URL",
                              "postgresql+psycopg://postgres@127.0.0.1:5432/switchboard_cluster"),
             redis_url=get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-            rasa=get("CLUSTER_RASA", "1") not in ("0", "false", "no", ""),
+            rasa=rasa,
             rasa_port=int(get("RASA_PORT", "5005")),
             action_port=int(get("ACTION_PORT", "5055")),
             rasa_tracker_url=get("CLUSTER_RASA_TRACKER_URL",
@@ -175,7 +177,10 @@ backend replicas
     balance roundrobin
     option httpchk GET /livez
     http-check expect status 200
-    default-server inter 1s fall 2 rise 1
+    # Lenient with a replica that is slow for a moment (a busy machine, a model loading in a
+    # thread); one whose process exited is taken out by the manager at once.
+    timeout check 5s
+    default-server inter 1s fall 3 rise 1
     http-response set-header X-Replica %[srv_name]
 {servers}
 
@@ -442,7 +447,8 @@ async def balanced_servers(stats_socket: Path) -> set[str]:
     rows = [dict(zip(lines[0][2:].split(","), line.split(","), strict=False))
             for line in lines[1:] if line]
     return {row["svname"] for row in rows
-            if row.get("pxname") == "replicas" and row.get("status") == "UP"}
+            # "UP 1/3": a check failed, but it still takes traffic
+            if row.get("pxname") == "replicas" and row.get("status", "").startswith("UP")}
 
 
 def busy_ports(config: Config) -> list[int]:
