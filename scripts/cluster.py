@@ -293,8 +293,6 @@ class Child:
     process: asyncio.subprocess.Process | None = None
     healthy: bool = False
     started_at: float = 0.0
-    restarts: int = 0
-    exited: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def pid_file(self) -> Path:
@@ -368,7 +366,6 @@ class Manager:
             except TimeoutError:
                 pass
             backoff = min(backoff * 2, BACKOFF_MAX_S)
-            child.restarts += 1
 
     async def watch_health(self) -> None:
         """Ask HAProxy which replicas pass its /livez check; say when the cluster is whole
@@ -407,15 +404,15 @@ class Manager:
         log("stopping ...")
         for child in reversed(self.children):
             child.signal_group(signal.SIGTERM)
-        waits = [c.process.wait() for c in self.children if c.process is not None]
+        started = [c.process for c in self.children if c.process is not None]
         try:
-            await asyncio.wait_for(asyncio.gather(*waits), STOP_GRACE_S)
+            await asyncio.wait_for(asyncio.gather(*(p.wait() for p in started)), STOP_GRACE_S)
         except TimeoutError:
             for child in self.children:
                 if child.process is not None and child.process.returncode is None:
                     log(f"{child.name} did not stop in time; killing it")
                 child.signal_group(signal.SIGKILL)
-            await asyncio.gather(*waits)
+            await asyncio.gather(*(p.wait() for p in started))
         for child in self.children:
             child.pid_file.unlink(missing_ok=True)
         log("stopped")
