@@ -30,6 +30,8 @@ export DATASETS_DIR
 -include mk/nlu.mk
 # Answers in the fan's language end to end (bench-language).
 -include mk/language.mk
+# Several switchboards behind HAProxy on PostgreSQL and Redis, with Rasa and actions (cluster).
+-include mk/cluster.mk
 
 .PHONY: help run test setup bot-env train validate test-bot test-bot-e2e test-conversations test-nlu \
         crossval lint bench bench-bot clean
@@ -37,6 +39,7 @@ export DATASETS_DIR
 help:
 	@echo "make run    start the whole system (installs and trains what is missing)"
 	@echo "make test   set up what is missing and run every test"
+	@echo "make cluster  several switchboards behind HAProxy on PostgreSQL and Redis"
 	@echo "other targets: train validate crossval lint bench bench-nlu evaluate models"
 	@echo "               review-export candidate clean (see README.md)"
 

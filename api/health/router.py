@@ -1,4 +1,9 @@
-"""``GET /healthz``: 200 once the database, Rasa (with a model) and the action server answer."""
+"""``GET /healthz``: 200 once the database, Rasa (with a model) and the action server answer.
+
+``GET /livez``: 200 while this process serves and its database answers — what a load balancer
+checks (Rasa being down must not take the replicas out: fans still get holding replies, the inbox
+and the webhooks still work).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,9 @@ router = APIRouter(tags=["health"])
 
 async def _check_db(services) -> dict[str, Any]:
     try:
-        await anyio.to_thread.run_sync(services.db.ping)
+        # Bounded: a balancer's check must get an answer even when the database hangs.
+        with anyio.fail_after(services.settings.health_timeout_s):
+            await anyio.to_thread.run_sync(services.db.ping, abandon_on_cancel=True)
         return {"ok": True, "kind": services.settings.database_kind}
     except Exception as exc:  # any failure means "not ready"
         return {"ok": False, "error": type(exc).__name__}
@@ -58,3 +65,10 @@ async def healthz(services: ServicesDep) -> JSONResponse:
         "messenger": "on" if services.settings.messenger_enabled else "off",
     }
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/livez", responses={503: {"description": "the database does not answer"}})
+async def livez(services: ServicesDep) -> JSONResponse:
+    db = await _check_db(services)
+    body = {"status": "ok" if db["ok"] else "down", "checks": {"database": db}}
+    return JSONResponse(body, status_code=200 if db["ok"] else 503)

@@ -37,6 +37,54 @@ async def test_healthz_503_until_rasa_and_actions_answer(make_settings, triage_e
     assert not checks["action_server"]["ok"]
 
 
+async def test_livez_200_while_rasa_and_actions_are_down(make_settings, triage_engine):
+    """What the balancer checks: the process and its database, not Rasa (replicas stay in
+    rotation and fans get holding replies while the bot is down)."""
+    import httpx
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    app = create_app(make_settings(RASA_URL=dead, ACTION_SERVER_URL=dead + "/webhook"),
+                     triage=triage_engine)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as client:
+            live, ready = await client.get("/livez"), await client.get("/healthz")
+    assert ready.status_code == 503
+    assert live.status_code == 200
+    assert live.json()["status"] == "ok" and live.json()["checks"]["database"]["ok"]
+
+
+@pytest.mark.postgres
+async def test_livez_503_when_the_database_refuses_connections(pg, pattern_triage):
+    import httpx
+    from sqlalchemy import text
+
+    from tests.api.conftest import REPO_ROOT
+
+    url = pg.create("sb_livez")
+    name = url.rsplit("/", 1)[1]
+    dead = f"http://127.0.0.1:{free_port()}"
+    settings = Settings(_env_file=None, APP_ENV="local", DATABASE_URL=url, RASA_URL=dead,
+                        ACTION_SERVER_URL=dead + "/webhook", HEALTH_TIMEOUT_S=2,
+                        STAFF_FILE=str(REPO_ROOT / "data" / "staff.yml"))
+    app = create_app(settings, triage=pattern_triage, timers=False)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as client:
+            assert (await client.get("/livez")).status_code == 200
+            with pg.engine.connect() as conn:
+                conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
+                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE datname = :name"), {"name": name})
+            try:
+                r = await client.get("/livez")
+            finally:
+                with pg.engine.connect() as conn:
+                    conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
+    assert r.status_code == 503
+    assert r.json()["status"] == "down" and not r.json()["checks"]["database"]["ok"]
+
+
 async def test_staff_seeded(harness):
     from api.staff import service as staff
 

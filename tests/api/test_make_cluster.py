@@ -1,0 +1,338 @@
+"""`make cluster`'s process manager (scripts/cluster.py) for real: HAProxy from Debian's package,
+two switchboard replicas on a throwaway PostgreSQL database, pid files, restart, and every child
+gone with the manager. Rasa is left out (CLUSTER_RASA=0; its URL points at a closed port): the
+replicas' liveness must not depend on it, and the fans' holding replies still come back through
+the balancer. The Rasa side's generated endpoints file is checked against Rasa's own tracker and
+lock stores in the bot environment (no model, no server).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+
+from tests.api.conftest import PG_ADMIN_URL, REPO_ROOT
+from tests.api.fakes import free_port
+
+pytestmark = pytest.mark.cluster
+
+API_PY = REPO_ROOT / ".venv" / "bin" / "python"
+BOT_PY = REPO_ROOT / ".venv-bot" / "bin" / "python"
+HOLDING = "Sorry, I can't answer right now."
+PG_SERVER = PG_ADMIN_URL.rsplit("/", 1)[0]
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free 127.0.0.1 ports."""
+    for _ in range(50):
+        base = free_port()
+        if base + count > 65535:
+            continue
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no run of free ports")
+
+
+def gone(pid: int) -> bool:
+    """Not running: no such process, or a zombie nobody has reaped yet."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+def ours(pid: int, directory: Path) -> bool:
+    """A process this test's cluster started (its replicas' or HAProxy's command line)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return (cmdline[:3] == [str(API_PY).encode(), b"-m", b"api"]
+            or str(directory).encode() in b" ".join(cmdline))
+
+
+def listening_inodes(pid: int, port: int) -> set[str]:
+    """Inodes of the TCP sockets listening on 127.0.0.1:port, from the process's network view."""
+    inodes = set()
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, inode = fields[1], fields[3], fields[9]
+        if state == "0A" and int(local.split(":")[1], 16) == port:
+            inodes.add(inode)
+    return inodes
+
+
+def holds_listener(pid: int, port: int) -> bool:
+    """The process itself (not a parent or a worker) has the listening socket open."""
+    wanted = {f"socket:[{inode}]" for inode in listening_inodes(pid, port)}
+    fds = Path(f"/proc/{pid}/fd")
+    return any(os.readlink(fd) in wanted for fd in fds.iterdir())
+
+
+def get(client: httpx.Client, path: str) -> httpx.Response:
+    """GET as a browser does: an idempotent request whose reused keep-alive connection was
+    closed without an answer is sent again once (RFC 9112, 9.3.1) — what HAProxy does, to let
+    the client retry, when the replica behind a request dies."""
+    try:
+        return client.get(path)
+    except httpx.RemoteProtocolError:
+        return client.get(path)
+
+
+@dataclass
+class Cluster:
+    process: subprocess.Popen
+    directory: Path
+    url: str
+    replica_ports: list[int]
+    lines: queue.Queue[str]
+    seen: list[str]
+
+    def wait_for_line(self, wanted: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=max(0.05, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line.strip() == wanted:
+                return
+        pytest.fail(f"no {wanted!r} within {timeout:.0f} s; the manager said:\n"
+                    + "".join(self.seen[-40:]) + self.logs())
+
+    def pid(self, name: str) -> int:
+        return int((self.directory / f"{name}.pid").read_text())
+
+    def logs(self) -> str:
+        out = []
+        for log in sorted((self.directory / "logs").glob("*.log")):
+            out.append(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}")
+        return "\n".join(out)
+
+
+@pytest.fixture
+def cluster(tmp_path) -> Iterator[Cluster]:
+    db_name = f"sb_cluster_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    limits_prefix = f"cluster-test-{uuid.uuid4().hex[:8]}"
+    base, port = free_ports(2), free_port()
+    directory = tmp_path / "cluster"
+    # Left by an earlier run that was killed: removed (or rewritten) at start. No process can
+    # have this id (one past the kernel's largest).
+    directory.mkdir()
+    impossible = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
+    for stale in ("switchboard-1", "switchboard-3", "haproxy"):
+        (directory / f"{stale}.pid").write_text(f"{impossible}\n")
+    dead = f"http://127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CLUSTER_", "RASA_", "DATABASE_URL", "REDIS_URL"))}
+    env.update(
+        APP_ENV="local", CLUSTER_REPLICAS="2", CLUSTER_PORT=str(port),
+        CLUSTER_REPLICA_BASE_PORT=str(base), CLUSTER_DIR=str(directory), CLUSTER_RASA="0",
+        CLUSTER_DATABASE_URL=f"{PG_SERVER}/{db_name}", REDIS_URL="redis://127.0.0.1:6379/0",
+        RATE_LIMIT_KEY_PREFIX=limits_prefix,
+        RASA_URL=dead, ACTION_SERVER_URL=dead + "/webhook", RASA_CONNECT_TIMEOUT_S="0.5",
+        RASA_TIMEOUT_S="1", LOG_LEVEL="warning",
+        # No triage models: loading them takes a busy machine's cores for half a minute, and
+        # messages go to the bot untriaged meanwhile anyway (what this test sends).
+        TRIAGE_MODEL_DIR=str(tmp_path / "no-triage"),
+    )
+    process = subprocess.Popen([str(API_PY), "scripts/cluster.py"], cwd=REPO_ROOT, env=env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    seen: list[str] = []
+
+    def read() -> None:
+        for line in process.stdout:
+            seen.append(line)
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    started = Cluster(process, directory, f"http://127.0.0.1:{port}", [base, base + 1], lines,
+                      seen)
+    try:
+        yield started
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for pid_file in directory.glob("*.pid"):  # only what a failed test left behind
+            pid = int(pid_file.read_text())
+            if ours(pid, directory):
+                os.kill(pid, signal.SIGKILL)
+        engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+        engine.dispose()
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        for key in client.scan_iter(f"{limits_prefix}*"):
+            client.delete(key)
+        client.close()
+
+
+def test_cluster_runs_restarts_and_dies_with_its_manager(cluster):
+    cluster.wait_for_line("cluster ready replicas=2", timeout=120)
+
+    # Each pid file names the serving process itself: `python -m api`, holding its port.
+    pids = {}
+    for n, port in enumerate(cluster.replica_ports, start=1):
+        pid = cluster.pid(f"switchboard-{n}")
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+        assert cmdline == [str(API_PY).encode(), b"-m", b"api"], cmdline
+        assert holds_listener(pid, port), f"switchboard-{n} (pid {pid}) does not hold :{port}"
+        pids[n] = pid
+
+    with httpx.Client(base_url=cluster.url, timeout=10) as client:
+        # Round robin over both replicas; liveness does not need Rasa, readiness does.
+        served = set()
+        for _ in range(6):
+            r = client.get("/livez")
+            assert r.status_code == 200 and r.json()["status"] == "ok", r.text
+            served.add(r.headers["x-replica"])
+        assert served == {"switchboard-1", "switchboard-2"}
+        assert client.get("/healthz").status_code == 503
+        # With Rasa down, a fan still gets the honest holding reply through the balancer.
+        r = client.post("/webhooks/rest/webhook", json={"sender": "fan-1", "message": "hi"},
+                        timeout=30)
+        assert r.status_code == 200 and r.json()[0]["text"].startswith(HOLDING), r.text
+
+        # socket.io's polling transport: every request of a session reaches the replica that
+        # holds it (the balancer's cookie); anything else stays round robin.
+        r = client.get("/socket.io/", params={"EIO": "4", "transport": "polling"})
+        assert r.status_code == 200, r.text
+        owner = r.headers["x-replica"]
+        assert client.cookies.get("SWITCHBOARD_REPLICA") == owner
+        sid = r.text.split('"sid":"', 1)[1].split('"', 1)[0]
+        poll = {"EIO": "4", "transport": "polling", "sid": sid}
+        for _ in range(4):
+            r = client.post("/socket.io/", params=poll, content="40")
+            assert r.status_code == 200 and r.headers["x-replica"] == owner, r.text
+        assert {client.get("/livez").headers["x-replica"] for _ in range(4)} == served
+
+        # SIGKILL a replica: the balancer keeps answering, the manager starts it again and
+        # writes the new process's id.
+        os.kill(pids[1], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        new_pid, answers = None, 0
+        while time.monotonic() < deadline:
+            r = get(client, "/livez")
+            assert r.status_code == 200, r.text
+            answers += 1
+            try:
+                new_pid = cluster.pid("switchboard-1")
+            except (FileNotFoundError, ValueError):
+                new_pid = None
+            if new_pid not in (None, pids[1]) and holds_listener(new_pid, cluster.replica_ports[0]):
+                break
+            time.sleep(0.1)
+        assert new_pid not in (None, pids[1]) and answers > 1
+        cluster.wait_for_line("cluster ready replicas=2", timeout=60)
+        assert {client.get("/livez").headers["x-replica"] for _ in range(4)} == served
+
+    # SIGKILL the manager: everything it started goes with it.
+    children = {name.stem: int(name.read_text()) for name in cluster.directory.glob("*.pid")}
+    assert set(children) == {"switchboard-1", "switchboard-2", "haproxy"}
+    cluster.process.kill()
+    cluster.process.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not all(gone(pid) for pid in children.values()):
+        time.sleep(0.1)
+    assert {name: pid for name, pid in children.items() if not gone(pid)} == {}
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(cluster.url + "/livez", timeout=2)
+
+
+ENDPOINTS_CHECK = """
+import asyncio, sys
+from rasa.core.lock_store import LockStore, RedisLockStore
+from rasa.core.tracker_store import SQLTrackerStore, TrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.utils.endpoints import read_endpoint_config
+
+path, sender = sys.argv[1], sys.argv[2]
+tracker_store = TrackerStore.create(read_endpoint_config(path, "tracker_store"), Domain.empty())
+lock_store = LockStore.create(read_endpoint_config(path, "lock_store"))
+assert isinstance(tracker_store, SQLTrackerStore), type(tracker_store)
+assert isinstance(lock_store, RedisLockStore), type(lock_store)
+
+async def main():
+    tracker = DialogueStateTracker(sender, slots=[])
+    tracker.update(UserUttered("hello"))
+    async with lock_store.lock(sender):
+        print("locked", lock_store.key_prefix + sender, flush=True)
+        sys.stdin.readline()
+        await tracker_store.save(tracker)
+
+asyncio.run(main())
+"""
+
+
+def test_generated_rasa_endpoints_put_trackers_in_postgresql_and_locks_in_redis(tmp_path):
+    """The endpoints file `make cluster` gives Rasa, read by Rasa's own tracker and lock stores:
+    a tracker saved lands in the PostgreSQL database, a conversation's lock is a Redis key."""
+    from scripts import cluster as manager
+
+    db_name = f"rasa_cluster_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    config = manager.Config.from_env({
+        "CLUSTER_RASA_TRACKER_URL": f"{PG_SERVER.replace('+psycopg', '')}/{db_name}",
+        "CLUSTER_RASA_LOCK_URL": "redis://127.0.0.1:6379/1"})
+    endpoints, extra_env = manager.rasa_endpoints(config)
+    (tmp_path / "endpoints.yml").write_text(endpoints)
+    sender = f"cluster-test-{uuid.uuid4().hex[:8]}"
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        manager.ensure_database(config.rasa_tracker_url)
+        check = subprocess.Popen(
+            [str(BOT_PY), "-c", ENDPOINTS_CHECK, str(tmp_path / "endpoints.yml"), sender],
+            cwd=REPO_ROOT, env={**os.environ, **extra_env}, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = check.stdout.readline()
+        assert line.startswith("locked "), check.stderr.read()
+        held = redis.Redis.from_url("redis://127.0.0.1:6379/1")
+        assert held.exists(line.split()[1]), "the lock is not in Redis db 1"
+        check.stdin.write("\n")
+        check.stdin.flush()
+        assert check.wait(60) == 0, check.stderr.read()
+        assert not held.exists(line.split()[1])
+        held.close()
+        tracker_db = create_engine(f"{PG_SERVER}/{db_name}")
+        with tracker_db.connect() as conn:
+            count = conn.execute(text("SELECT count(*) FROM events WHERE sender_id = :s"),
+                                 {"s": sender}).scalar()
+        tracker_db.dispose()
+        assert count == 1
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+        engine.dispose()
