@@ -41,7 +41,7 @@ services:
 # Whole suite on SQLite (with the real-Rasa end-to-end and browser tests, which need the model
 # `train` keeps current), then on PostgreSQL only what can differ there: the tests that reach a
 # database (tests/api/conftest.py deselects pure ones), without the Rasa and browser tests.
-test-api: api-env npm-assets chromium services train train-triage
+test-api: api-env npm-assets chromium haproxy services train train-triage
 	$(MAKE) --no-print-directory test-api-sqlite test-api-postgres fuzz-short
 
 test-api-sqlite:
