@@ -9,12 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
+from api.cluster import service as cluster
+from api.cluster.service import Member
 from api.conversations import service as conversations
 from api.conversations.language import LanguageDecider
 from api.conversations.models import Conversation, Message
@@ -363,13 +365,21 @@ def fan_history(session: Session, *, conversation_id: int, before_id: int,
 
 
 def claim_next_turn(
-    session: Session, *, conversation_id: int, history: int = 5
+    session: Session, *, conversation_id: int, member: Member, history: int = 5
 ) -> tuple[ConversationRef | None, PendingTurn | None]:
-    """The conversation's oldest message waiting for the bot, in one unit of work.
+    """Claim the conversation's oldest message waiting for the bot for this replica, in one
+    unit of work (the first commit of a turn).
 
-    A first attempt that is due is claimed here (its attempt counted and committed before Rasa
-    is called, as :func:`mark_attempt` does), saving a round trip on the common path. A retry is
-    returned unclaimed: the relay looks in Rasa's tracker first.
+    The claim is one conditional update: it succeeds only while the message is still pending,
+    its counted attempts are what was read, and no other live replica holds it, so a turn
+    reaches Rasa from one replica once. Only the oldest pending message is ever claimed: a
+    later one never starts while an earlier one is someone else's. None for the turn: nothing
+    pending, or another live replica holds it (it carries on with the conversation).
+
+    A first attempt that is due has its attempt counted in the same update (committed before
+    Rasa is called, as :func:`mark_attempt` does). A retry, or a turn taken over from a replica
+    that died mid-turn, is claimed with its attempts unchanged and returned unclaimed: the
+    relay looks in Rasa's tracker first, since the earlier attempt may have run.
     """
     conversation, rows = pending_turns(session, conversation_id=conversation_id)
     if conversation is None or not rows:
@@ -377,22 +387,38 @@ def claim_next_turn(
     head = rows[0]
     past = fan_history(session, conversation_id=conversation_id, before_id=head.id,
                        limit=history) if history else ()
-    due = head.next_relay_at is None or head.next_relay_at <= utcnow()
-    if head.attempts > 0 or not due:
-        return conversation, PendingTurn(head.id, head.uid, head.text, head.attempts,
-                                         head.next_relay_at, False, past, head.language,
-                                         head.command)
-    msg = session.get(Message, head.id)
-    msg.relay_attempts += 1
+    if head.next_relay_at is not None and head.next_relay_at > utcnow():
+        return conversation, replace(head, history=past)  # not due: nothing claimed
+    first = head.attempts == 0
+    claimed = session.execute(
+        update(Message)
+        .where(Message.id == head.id, Message.relay_status == RelayStatus.pending,
+               Message.relay_attempts == head.attempts,
+               cluster.claim_free(Message.relay_claimed_by, member))
+        .values(relay_claimed_by=member.replica_id,
+                relay_attempts=Message.relay_attempts + (1 if first else 0))
+        .execution_options(synchronize_session=False)
+    ).rowcount
     session.commit()
-    return conversation, _pending(msg, claimed=True, history=past)
+    if not claimed:
+        return conversation, None
+    if first:
+        return conversation, replace(head, attempts=1, claimed=True, history=past)
+    return conversation, replace(head, history=past)
 
 
-def mark_attempt(session: Session, *, message_id: int) -> None:
-    """Count an attempt before calling Rasa: a crash mid-call leads to a tracker check."""
-    msg = session.get(Message, message_id)
-    msg.relay_attempts += 1
+def mark_attempt(session: Session, *, message_id: int, attempts: int) -> bool:
+    """Count an attempt before calling Rasa (a crash mid-call leads to a tracker check); False
+    when the count moved since it was read (someone else is running the turn)."""
+    counted = session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.relay_status == RelayStatus.pending,
+               Message.relay_attempts == attempts)
+        .values(relay_attempts=attempts + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
     session.commit()
+    return bool(counted)
 
 
 def record_failure(
@@ -403,6 +429,7 @@ def record_failure(
     conversation = msg.conversation
     msg.relay_error = error[:200]
     msg.next_relay_at = utcnow() + dt.timedelta(seconds=retry_in_s)
+    msg.relay_claimed_by = None  # the retry is any replica's
     replies: list[Message] = []
     if holding:
         replies.append(
@@ -643,5 +670,24 @@ def set_delivery(
     session.commit()
 
 
-def due_conversations(session: Session) -> list[int]:
-    return conversations.conversations_due_for_relay(session=session, now=utcnow())
+def due_conversations(session: Session, *, member: Member) -> list[int]:
+    """Conversations whose oldest pending message ``member`` may claim now: a retry whose time
+    has come, a turn whose replica died (or that this one left mid-way), or a message nobody
+    claimed within ``stale_s`` of being stored (its replica died before it could). A fresh
+    message is left to the replica that stored it, which is about to run it."""
+    now = utcnow()
+    earlier = aliased(Message)
+    rows = session.scalars(
+        select(Message.conversation_id).where(
+            Message.relay_status == RelayStatus.pending,
+            ~exists().where(earlier.conversation_id == Message.conversation_id,
+                            earlier.relay_status == RelayStatus.pending,
+                            earlier.id < Message.id),
+            cluster.claim_free(Message.relay_claimed_by, member),
+            or_(Message.next_relay_at <= now,
+                and_(Message.next_relay_at.is_(None),
+                     or_(Message.relay_claimed_by.is_not(None),
+                         Message.created_at <= now - dt.timedelta(seconds=member.stale_s)))),
+        )
+    )
+    return list(rows)

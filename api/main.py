@@ -22,6 +22,7 @@ from api.channels.rest.router import router as rest_router
 from api.channels.webchat.router import router as webchat_router
 from api.channels.webchat.socket import WebchatChannel
 from api.clock import Clock, SystemClock
+from api.cluster.replica import Replica
 from api.conversations.language import LanguageDecider
 from api.conversations.router import router as conversations_router
 from api.db import Database
@@ -143,7 +144,8 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
                                           or settings.rest_jwt_secret):
             log.warning("REST channel closed (every call 401): set REST_SHARED_SECRET or "
                         "REST_JWT_SECRET")
-        await services.handoff.start(timers=timers)
+        await services.handoff.start(timers=timers)  # asks for the timers' lease
+        await services.replica.start()  # first heartbeat (and lease) before any claim
         await services.relay.start()
         await services.stream.start()
         await services.training.start()
@@ -154,6 +156,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
             await services.stream.stop()
             await services.relay.stop()
             await services.handoff.stop()
+            await services.replica.stop()  # after the relay: its left claims go to the others
             await services.http.aclose()
             services.auth.close()
             services.db.dispose()
@@ -175,7 +178,8 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
         channel_path=settings.rasa_channel_path, http=http, timeout_s=settings.rasa_timeout_s,
     )
     metrics = Metrics()  # this app's own registry (not prometheus-client's global one)
-    relay = Relay(db=db, rasa=rasa, settings=settings, metrics=metrics)
+    replica = Replica(db=db, settings=settings)  # this process among the cluster's replicas
+    relay = Relay(db=db, rasa=rasa, settings=settings, replica=replica, metrics=metrics)
     ratelimits = RateLimits(settings)
     alerts = UrgentAlerts(bus=bus, threshold=settings.alert_flood_threshold,
                           window_s=settings.alert_group_window_s)
@@ -185,13 +189,14 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
     services = Services(settings=settings, db=db, bus=bus, http=http, rasa=rasa, relay=relay,
                         auth=auth, ratelimits=ratelimits, alerts=alerts, metrics=metrics)
     services.stream = EventStream(bus)
-    services.training = TrainingRunner(db, settings)
+    services.replica = replica
+    services.training = TrainingRunner(db, settings, replica)
     from api.routing.service import load_topics
 
     topics = load_topics(path=settings.staff_file) if settings.staff_file.is_file() else {}
     services.handoff = HandoffManager(db=db, settings=settings, clock=clock,
                                       topics=topics, http=http, relay=relay, triage=triage,
-                                      alerts=alerts)
+                                      alerts=alerts, replica=replica)
     # Each fan message's language, decided by the channels when they store it, with triage's
     # own lingua detector (the same instance, reached through the handoff side that loads it).
     services.languages = LanguageDecider(services.handoff.language_guesser,

@@ -1,6 +1,7 @@
 """Every table, imported in one place (for Alembic and for metadata-wide operations)."""
 
 from api.auth.models import LoginAttempt
+from api.cluster.models import Lease, ReplicaBeat
 from api.conversations.models import ChannelIdentity, Conversation, Fan, Message
 from api.csat.models import CsatResponse
 from api.db import Base
@@ -15,7 +16,9 @@ from api.training.models import TrainingJob
 __all__ = [
     "Base",
     "CannedResponse",
+    "Lease",
     "LoginAttempt",
+    "ReplicaBeat",
     "MessageFlag",
     "Note",
     "StaffSession",

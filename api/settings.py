@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -66,6 +68,15 @@ class Settings(BaseSettings):
     relay_retry_max_s: float = Field(default=60.0, validation_alias="RELAY_RETRY_MAX_S")
     relay_poll_s: float = Field(default=1.0, validation_alias="RELAY_POLL_S")
     health_timeout_s: float = Field(default=2.0, validation_alias="HEALTH_TIMEOUT_S")
+    # Replicas (api/cluster): this process's name among the switchboards sharing the database
+    # (default hostname-pid; a fixed name lets a restarted replica resume its own claims at
+    # once). It writes a heartbeat every CLUSTER_HEARTBEAT_S (default 1); a replica whose last
+    # one is older than CLUSTER_STALE_S (default 3) is dead: its bot turns, its lease on the
+    # handoff timers and its training job are taken over or failed by the others.
+    replica_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+                            min_length=1, max_length=128, validation_alias="REPLICA_ID")
+    cluster_heartbeat_s: float = Field(default=1.0, gt=0, validation_alias="CLUSTER_HEARTBEAT_S")
+    cluster_stale_s: float = Field(default=3.0, gt=0, validation_alias="CLUSTER_STALE_S")
 
     messenger_app_secret: str | None = Field(default=None, validation_alias="MESSENGER_APP_SECRET")
     messenger_verify_token: str | None = Field(
@@ -221,6 +232,12 @@ class Settings(BaseSettings):
             trusted_networks(self.trusted_proxies)
         except ValueError as exc:
             raise ValueError(f"TRUSTED_PROXIES: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _check_cluster_timing(self) -> Settings:
+        if self.cluster_stale_s < 2 * self.cluster_heartbeat_s:
+            raise ValueError("CLUSTER_STALE_S must be at least twice CLUSTER_HEARTBEAT_S")
         return self
 
     @model_validator(mode="after")

@@ -145,6 +145,9 @@ class Message(Base):
     relay_attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_relay_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     relay_error: Mapped[str | None] = mapped_column(String(200))
+    # The replica running this message's bot turn (api/cluster): another replica takes the turn
+    # only once that one's heartbeat is stale.
+    relay_claimed_by: Mapped[str | None] = mapped_column(String(128))
     intent: Mapped[str | None] = mapped_column(String(100))
     intent_confidence: Mapped[float | None]
     parse: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

@@ -383,19 +383,6 @@ def pending_relay(*, session: Session, conversation_id: int) -> list[Message]:
     )
 
 
-def conversations_due_for_relay(*, session: Session, now: dt.datetime) -> list[int]:
-    """Conversations holding a pending fan message whose retry time has come."""
-    rows = session.scalars(
-        select(Message.conversation_id)
-        .where(
-            Message.relay_status == RelayStatus.pending,
-            (Message.next_relay_at.is_(None)) | (Message.next_relay_at <= now),
-        )
-        .distinct()
-    )
-    return list(rows)
-
-
 def undelivered_replies(*, session: Session, conversation_id: int) -> list[Message]:
     """Outgoing messages not yet handed to the fan, oldest first."""
     return list(

@@ -12,6 +12,8 @@ import anyio
 import httpx
 
 from api.clock import Clock
+from api.cluster.replica import Replica
+from api.cluster.service import TIMERS_LEASE
 from api.db import Database
 from api.flows import ConversationRef, HistoryTurn, OutgoingRef
 from api.handoff.service import Desk
@@ -32,8 +34,11 @@ log = logging.getLogger(__name__)
 class HandoffManager:
     def __init__(self, *, db: Database, settings: Settings, clock: Clock,
                  topics: dict[str, TopicRule], http: httpx.AsyncClient, relay: Relay,
-                 triage: Triage | None = None, alerts: UrgentAlerts | None = None) -> None:
+                 triage: Triage | None = None, alerts: UrgentAlerts | None = None,
+                 replica: Replica | None = None) -> None:
         self.db = db
+        # The timers run on the replica holding their lease (None: this process alone).
+        self.replica = replica
         self.settings = settings
         self.clock = clock
         self.topics = topics
@@ -61,6 +66,8 @@ class HandoffManager:
         else:
             self._spawn(self._load_triage())
         if timers:
+            if self.replica is not None:
+                self.replica.want(TIMERS_LEASE)
             self._timer_task = asyncio.create_task(self._timer_loop())
 
     async def stop(self) -> None:
@@ -226,9 +233,12 @@ class HandoffManager:
 
     # -- timers ---------------------------------------------------------------------------------
     async def _timer_loop(self) -> None:
+        """Rounds of the timers, on one replica of the cluster at a time: the lease's holder
+        (another replica takes the lease over once the holder's heartbeat is stale)."""
         while True:
             try:
-                await self.check_timers()
+                if self.replica is None or self.replica.holds(TIMERS_LEASE):
+                    await self.check_timers()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from api.cluster.replica import Replica
 from api.db import Database
 from api.main import open_database
 from api.registry import activation
@@ -84,10 +85,16 @@ async def _run(args: argparse.Namespace, settings: Settings, db: Database) -> in
         print(path)
         return 0
     if args.command in ("evaluate", "train"):
-        runner = TrainingRunner(db, settings)
+        # A replica of its own while the job runs: the switchboards leave a live one's job alone.
+        replica = Replica(db=db, settings=settings)
+        runner = TrainingRunner(db, settings, replica)
         if args.command == "train":
-            job_id = await runner.submit(by="cli")
-            await runner.wait()
+            await replica.start()
+            try:
+                job_id = await runner.submit(by="cli")
+                await runner.wait()
+            finally:
+                await replica.stop()
             job = await db.run(jobs.get, job_id=job_id)
             print(json.dumps({k: job[k] for k in ("id", "status", "error", "model_id")},
                              default=str))

@@ -4,6 +4,11 @@ When Rasa is down, slow or answers garbage, the fan gets one honest holding repl
 stays ``pending`` and is retried with back-off. Before re-sending a turn the tracker is checked
 for the message's id, since a timed-out turn may still have run: nothing is lost, nothing is
 answered twice.
+
+Several replicas share the work: a turn is claimed in the database for one replica
+(:func:`api.flows.claim_next_turn`), and a turn whose replica died is taken over by another one's
+retry loop once that replica's heartbeat is stale, through the same tracker check. The
+per-process lock only saves a replica from racing itself for a claim.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from api import flows
+from api.cluster.replica import Replica
 from api.db import Database, utcnow
 from api.enums import Channel
 from api.flows import ConversationRef, OutgoingRef, PendingTurn
@@ -45,9 +51,10 @@ class PullDeliverer:
 
 
 class Relay:
-    def __init__(self, *, db: Database, rasa: RasaClient, settings: Settings,
+    def __init__(self, *, db: Database, rasa: RasaClient, settings: Settings, replica: Replica,
                  metrics: Metrics | None = None) -> None:
         self.db = db
+        self.replica = replica
         self.rasa = rasa
         self.settings = settings
         self.metrics = metrics or Metrics()
@@ -90,7 +97,8 @@ class Relay:
     async def _retry_loop(self) -> None:
         while True:
             try:
-                for cid in await self.db.run(flows.due_conversations):
+                for cid in await self.db.run(flows.due_conversations,
+                                             member=self.replica.member):
                     lock = self._locks.get(cid)
                     if lock is None or not lock.locked():
                         self.kick(cid)
@@ -113,7 +121,7 @@ class Relay:
                 while True:
                     conv, head = await self.db.run(
                         flows.claim_next_turn, conversation_id=conversation_id,
-                        history=self.settings.triage_history,
+                        member=self.replica.member, history=self.settings.triage_history,
                     )
                     if conv is None or head is None:
                         return
@@ -172,7 +180,12 @@ class Relay:
                     log.info("message %s: turn found in the tracker, not re-sent", msg.id)
             if turn is None:
                 if not msg.claimed:
-                    await self.db.run(flows.mark_attempt, message_id=msg.id)
+                    if not await self.db.run(flows.mark_attempt, message_id=msg.id,
+                                             attempts=attempts):
+                        log.info("message %s: attempt counted elsewhere, left to it", msg.id)
+                        if meaning is not None:
+                            meaning.cancel()
+                        return False
                     attempts += 1
                 await deliverer.typing(conversation=conv)
                 started = time.perf_counter()

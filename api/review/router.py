@@ -11,6 +11,7 @@ from fastapi import Path as PathParam
 
 from actions.venue import Venue
 from api.auth.dependencies import CurrentOperator
+from api.cluster import service as cluster
 from api.columns import ID_MAX
 from api.dependencies import ServicesDep
 from api.review import schemas, service, training_data
@@ -37,8 +38,9 @@ async def _collect(services) -> None:
 
 
 def _collect_flow(session, *, low: float) -> None:
-    service.collect(session, low_confidence=low)
-    session.commit()
+    with cluster.serialised(session, cluster.REVIEW_COLLECT_LOCK):  # and one in the cluster
+        service.collect(session, low_confidence=low)
+        session.commit()
 
 
 @router.get("/items")

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from api.cluster import service as cluster
 from api.conversations.models import Conversation, Fan, Message
 from api.db import utcnow
 from api.enums import RelayStatus, SenderType
@@ -320,7 +321,7 @@ def annotate_flow(session: Session, *, item_id: int, by: str, project: Path,
     item = _item(session, item_id)
     example = _cleared_example(session, item, training_data.example_text(
         text if text is not None else item.text), confirm_no_personal_data)
-    with training_data.WRITE_LOCK:
+    with cluster.serialised(session, cluster.TRAINING_DATA_LOCK):
         # Every refusal comes before the first file is touched.
         target = new_intent.name if new_intent is not None else intent
         if not target:
@@ -372,7 +373,7 @@ def triage_flow(session: Session, *, item_id: int, by: str, project: Path, label
     example = _cleared_example(session, item, triage_data.example_text(
         text if text is not None else item.text), confirm_no_personal_data)
     language = next((x for x in (lang, item.language) if x and _LANG.match(x)), default_language)
-    with training_data.WRITE_LOCK:
+    with cluster.serialised(session, cluster.TRAINING_DATA_LOCK):
         # Every refusal comes before the first file is touched.
         earlier = triage_data.label_of(item.intent) if item.status == ReviewStatus.annotated \
             else None
@@ -412,7 +413,7 @@ def set_status_flow(session: Session, *, item_ids: Iterable[int], status: str, b
     if target == ReviewStatus.annotated:
         raise training_data.TrainingDataError("annotate an item to mark it annotated")
     changed = []
-    with training_data.WRITE_LOCK:
+    with cluster.serialised(session, cluster.TRAINING_DATA_LOCK):
         for item_id in item_ids:
             item = _item(session, item_id)
             if item.status == target:

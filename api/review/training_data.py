@@ -12,20 +12,18 @@ Everything the console writes goes into files it owns, so hand-written data is n
   ``intents:`` list, and the result is checked to parse to the same domain plus those names.
 
 Plain file IO on a project directory (tests use a temporary copy); the caller serialises
-writers (one switchboard process, :data:`WRITE_LOCK`).
+writers across the cluster (:func:`api.cluster.service.serialised`).
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-WRITE_LOCK = threading.Lock()
 REVIEWED_NLU = Path("data/nlu/reviewed.yml")
 REVIEWED_RULES = Path("data/rules/reviewed.yml")
 REVIEWED_ANSWERS = Path("data/answers.reviewed.yml")

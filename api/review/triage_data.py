@@ -4,7 +4,7 @@ reads; ``make train-triage`` picks it up with the other ``*.tsv`` files there).
 
 The console owns that one file: other TSV files in the folder are read (an example can have one
 label only) but never written. Plain file IO on a project directory (tests use a temporary
-copy); the caller serialises writers with :data:`api.review.training_data.WRITE_LOCK`.
+copy); the caller serialises writers with :func:`api.cluster.service.serialised`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from api.db import Base, UTCDateTime, utcnow
 
 
 class JobStatus(enum.StrEnum):
-    """queued -> running -> succeeded | failed (a restart fails what was running)."""
+    """queued -> running -> succeeded | failed (a job whose replica died is failed)."""
 
     queued = "queued"
     running = "running"
@@ -35,3 +35,5 @@ class TrainingJob(Base):
     error: Mapped[str | None] = mapped_column(Text)
     log_tail: Mapped[str | None] = mapped_column(Text)
     model_id: Mapped[int | None] = mapped_column(ForeignKey("bot_models.id", ondelete="SET NULL"))
+    # The replica running the job: only its death (a stale heartbeat) fails it from elsewhere.
+    replica_id: Mapped[str | None] = mapped_column(String(128))

@@ -1,9 +1,9 @@
 """The training job: validate the data, train a candidate, score it and the active model, judge.
 
-One job at a time, in the switchboard process, as subprocesses in the bot environment (niced, so
-the live bot keeps answering). The job never touches the served model: a failed job leaves it
-as it was and says why; a finished one leaves a scored candidate in the registry for an operator
-to activate.
+One job at a time in the cluster, in the switchboard process that started it, as subprocesses in
+the bot environment (niced, so the live bot keeps answering). The job never touches the served
+model: a failed job leaves it as it was and says why; a finished one leaves a scored candidate in
+the registry for an operator to activate.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from api.cluster.replica import Replica
 from api.db import Database
 from api.registry import gate as gates
 from api.registry import service as registry
@@ -46,19 +47,41 @@ class JobFailed(RuntimeError):
 class TrainingRunner:
     """Runs :class:`api.training.models.TrainingJob` rows; ``submit`` refuses a second one."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, replica: Replica | None = None) -> None:
         self.db, self.settings = db, settings
+        # Whose jobs these are: a job whose replica died is failed by the others.
+        self.replica = replica
         self._task: asyncio.Task | None = None
+        self._sweeper: asyncio.Task | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._submitting = asyncio.Lock()
 
     async def start(self) -> None:
-        ids = await self.db.run(service.fail_interrupted_flow,
-                                why="interrupted: the switchboard restarted while it ran")
+        """Fail the jobs nobody can finish: this replica's previous run's, and those of
+        replicas that died (now, and every CLUSTER_STALE_S while running)."""
+        if self.replica is None:
+            return
+        await self._sweep(own=True)
+        self._sweeper = asyncio.create_task(self._sweep_loop())
+
+    async def _sweep(self, *, own: bool) -> None:
+        ids = await self.db.run(service.fail_orphaned_flow, member=self.replica.member, own=own)
         if ids:
-            log.warning("training jobs %s were interrupted by a restart", ids)
+            log.warning("training jobs %s were interrupted: their switchboard stopped", ids)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.replica.member.stale_s)
+            try:
+                await self._sweep(own=False)
+            except Exception:  # the next round tries again
+                log.exception("training job sweep failed")
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         if self._task is not None and not self._task.done():
             self._kill()
             self._task.cancel()
@@ -69,7 +92,8 @@ class TrainingRunner:
         async with self._submitting:  # two clicks at once must not both start a job
             if self._task is not None and not self._task.done():
                 raise service.Busy("a training job is already running")
-            job_id = await self.db.run(service.create_flow, by=by)
+            job_id = await self.db.run(service.create_flow, by=by,
+                                       member=self.replica.member if self.replica else None)
             self._task = asyncio.create_task(self._run(job_id, by),
                                              name=f"training-job-{job_id}")
         return job_id

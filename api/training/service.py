@@ -7,11 +7,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.cluster import service as cluster
+from api.cluster.service import Member
 from api.db import utcnow
 from api.events import Event, publish_on_commit
 from api.training.models import JobStatus, TrainingJob
 
 OPEN = (JobStatus.queued, JobStatus.running)
+ORPHANED = "interrupted: the switchboard running it stopped or restarted"
 
 
 class Busy(RuntimeError):
@@ -26,14 +29,20 @@ def running(session: Session) -> TrainingJob | None:
     return session.scalar(select(TrainingJob).where(TrainingJob.status.in_(OPEN)))
 
 
-def create_flow(session: Session, *, by: str) -> int:
-    current = running(session)
-    if current is not None:
-        raise Busy(f"training job {current.id} is still {current.status.value}")
-    job = TrainingJob(status=JobStatus.running, phase="validating", progress=0.0,
-                      started_by=by, created_at=utcnow())
-    session.add(job)
-    session.commit()
+def create_flow(session: Session, *, by: str, member: Member | None = None) -> int:
+    """Open a job run by ``member`` (None: this process alone); one at a time in the cluster.
+    A job left open by a replica that died no longer counts: it is failed first."""
+    with cluster.serialised(session, cluster.TRAINING_JOBS_LOCK):
+        if member is not None:
+            _fail_orphans(session, member=member, why=ORPHANED, own=True)
+        current = running(session)
+        if current is not None:
+            raise Busy(f"training job {current.id} is still {current.status.value}")
+        job = TrainingJob(status=JobStatus.running, phase="validating", progress=0.0,
+                          started_by=by, created_at=utcnow(),
+                          replica_id=member.replica_id if member else None)
+        session.add(job)
+        session.commit()
     return job.id
 
 
@@ -48,13 +57,28 @@ def update_flow(session: Session, *, job_id: int, **fields: Any) -> None:
     session.commit()
 
 
-def fail_interrupted_flow(session: Session, *, why: str) -> list[int]:
-    """Jobs left open by a previous process can never finish: say so."""
+def fail_orphaned_flow(session: Session, *, member: Member, own: bool,
+                       why: str = ORPHANED) -> list[int]:
+    """Jobs left open by a replica that died can never finish: say so. Another live replica's
+    job is left running. ``own``: this replica runs no job (it is starting), so an open job
+    under its REPLICA_ID is its previous run's."""
+    ids = _fail_orphans(session, member=member, why=why, own=own)
+    session.commit()
+    return ids
+
+
+def _fail_orphans(session: Session, *, member: Member, why: str, own: bool) -> list[int]:
     ids = []
     for job in session.scalars(select(TrainingJob).where(TrainingJob.status.in_(OPEN))):
+        if job.replica_id == member.replica_id:
+            if not own:
+                continue
+        elif cluster.is_alive(session, replica_id=job.replica_id, member=member):
+            continue
         job.status, job.error, job.finished_at = JobStatus.failed, why, utcnow()
+        publish_on_commit(session, Event("training.finished", None,
+                                         {"job_id": job.id, "status": job.status.value}))
         ids.append(job.id)
-    session.commit()
     return ids
 
 

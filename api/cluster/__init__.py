@@ -1,0 +1,1 @@
+"""Several switchboard replicas on one database: heartbeats, claims, leases and locks."""
