@@ -300,6 +300,9 @@ def add_fan_message(
                 session.add(msg)
                 session.flush()
         except IntegrityError:
+            if find_fan_message(session=session, conversation_id=conversation.id,
+                                fan_message_id=fan_message_id) is None:
+                raise  # refused for another reason: not a duplicate, must not be dropped
             log.info("duplicate %s message dropped (conversation %s)",
                      conversation.channel.value, conversation.id)
             return None
@@ -394,6 +397,19 @@ def conversations_due_for_relay(*, session: Session, now: dt.datetime) -> list[i
         .distinct()
     )
     return list(rows)
+
+
+def replies_to(*, session: Session, conversation_id: int, message_id: int) -> list[Message]:
+    """The replies to a fan message of the conversation (bot, system, a handoff's text),
+    oldest first."""
+    return list(
+        session.scalars(
+            select(Message)
+            .where(Message.conversation_id == conversation_id,
+                   Message.reply_to_id == message_id, Message.kind == MessageKind.outgoing)
+            .order_by(Message.id)
+        )
+    )
 
 
 def undelivered_replies(*, session: Session, conversation_id: int) -> list[Message]:
