@@ -20,10 +20,11 @@ nothing of it was stored, and the channel tells the fan in its own protocol.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
 
 from api import flows
 from api.channels.common import BadMessage, check_text
@@ -41,8 +42,6 @@ from api.text import first_unstorable
 
 if TYPE_CHECKING:
     from api.handoff.manager import HandoffManager
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,8 @@ class Intake:
             await self.settle([received])
         return received
 
-    def _store(self, session, *, incoming: Incoming) -> Received:
+    def _store(self, session: Session, *, incoming: Incoming) -> Received:
+        """Step 3, in a worker thread: one unit of work."""
         return flows.receive_fan_message(
             session,
             channel=incoming.channel,
