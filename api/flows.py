@@ -229,7 +229,8 @@ def receive_fan_message(
     )
     if msg is None:
         stored = conversations.find_fan_message(
-            session=session, conversation_id=conversation.id, fan_message_id=fan_message_id)
+            session=session, conversation_id=conversation.id, fan_message_id=fan_message_id
+        ) if fan_message_id is not None else None
         session.rollback()
         return Received(ConversationRef.of(conversation), None,
                         duplicate_of=stored.id if stored is not None else None)
@@ -644,6 +645,8 @@ def replay(session: Session, *, message_id: int) -> list[OutgoingRef] | None:
     connection), with the replies not collected yet (marked sent), oldest first. None while
     its turn is still running (waiting for the bot, no reply yet)."""
     msg = session.get(Message, message_id)
+    if msg is None:  # its conversation was deleted meanwhile
+        return []
     own = conversations.replies_to(session=session, conversation_id=msg.conversation_id,
                                    message_id=message_id)
     if msg.relay_status == RelayStatus.pending and not own:
