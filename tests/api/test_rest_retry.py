@@ -32,14 +32,6 @@ async def harness(make_settings, pattern_triage, clock):
         yield h
 
 
-@pytest.fixture
-async def other_replica(make_settings, pattern_triage, clock):
-    """A second switchboard on the same database and Rasa (another replica behind the
-    balancer): it shares nothing with the first but the database."""
-    async for h in _harness(make_settings(), triage=pattern_triage, clock=clock, timers=False):
-        yield h
-
-
 async def test_resend_after_the_turn_answers_the_same_replies(harness, fake_rasa):
     first = await harness.client.post(URL, json=body("c-1"))
     again = await harness.client.post(URL, json=body("c-1"))
@@ -48,13 +40,16 @@ async def test_resend_after_the_turn_answers_the_same_replies(harness, fake_rasa
     assert len(fake_rasa.calls) == 1 and stored_fan_messages(harness) == 1
 
 
-async def test_resend_to_another_replica_after_a_lost_response(harness, other_replica,
-                                                               fake_rasa):
+async def test_resend_to_another_replica_after_a_lost_response(harness, make_settings,
+                                                               pattern_triage, clock, fake_rasa):
     """The response that carried the replies was lost with its replica: the replies are
-    marked collected, and the resend to the other replica still gets them."""
+    marked collected, and the resend to another replica (a second switchboard on the same
+    database and Rasa, sharing nothing else) still gets them."""
     await harness.client.post(URL, json=body("c-1"))
-    again = await other_replica.client.post(URL, json=body("c-1"))
-    assert again.json() == ECHO
+    async for other_replica in _harness(make_settings(), triage=pattern_triage, clock=clock,
+                                        timers=False):
+        again = await other_replica.client.post(URL, json=body("c-1"))
+        assert again.json() == ECHO
     assert len(fake_rasa.calls) == 1 and stored_fan_messages(harness) == 1
 
 
