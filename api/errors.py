@@ -32,3 +32,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 UPSTREAM_FAILED: dict[int | str, dict[str, Any]] = {
     502: _error("an upstream service (Rasa) failed; nothing changed"),
 }
+
+# Webhooks whose sender delivers again until answered 200 (Meta): an event could not be stored.
+NOT_STORED: dict[int | str, dict[str, Any]] = {
+    503: _error("an event could not be stored (the database refused it); the events that were "
+                "stored are skipped when the delivery is sent again"),
+}

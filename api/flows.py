@@ -105,6 +105,7 @@ class Received:
     relay: bool = False
     replies: list[OutgoingRef] = field(default_factory=list)
     held: bool = False  # a text message for the person who owns the thread (triaged too)
+    duplicate_of: int | None = None  # a resend of this stored message (same message id)
 
 
 @dataclass(frozen=True)
@@ -229,8 +230,12 @@ def receive_fan_message(
         relay_status=relay_status,
     )
     if msg is None:
+        stored = conversations.find_fan_message(
+            session=session, conversation_id=conversation.id, fan_message_id=fan_message_id
+        ) if fan_message_id is not None else None
         session.rollback()
-        return Received(ConversationRef.of(conversation), None)
+        return Received(ConversationRef.of(conversation), None,
+                        duplicate_of=stored.id if stored is not None else None)
     if text and languages is not None:
         decide_language(session, conversation, msg, languages, declared_language)
     replies: list[Message] = []
@@ -659,6 +664,28 @@ def take_undelivered(session: Session, *, conversation_id: int) -> list[Outgoing
     )
     session.commit()
     return [out_ref(r) for r in rows]
+
+
+def replay(session: Session, *, message_id: int) -> list[OutgoingRef] | None:
+    """A pull channel's request (REST) for a message already stored: the message's replies
+    again, whether or not an earlier response carried them (it may have been lost with its
+    connection), with the replies not collected yet (marked sent), oldest first. None while
+    its turn is still running (waiting for the bot, no reply yet)."""
+    msg = session.get(Message, message_id)
+    if msg is None:  # its conversation was deleted meanwhile
+        return []
+    own = conversations.replies_to(session=session, conversation_id=msg.conversation_id,
+                                   message_id=message_id)
+    if msg.relay_status == RelayStatus.pending and not own:
+        return None
+    rows = conversations.undelivered_replies(session=session,
+                                             conversation_id=msg.conversation_id)
+    conversations.mark_delivery(
+        session=session, message_ids=[r.id for r in rows], status=DeliveryStatus.sent
+    )
+    session.commit()
+    merged = {r.id: r for r in (*rows, *own)}
+    return [out_ref(merged[i]) for i in sorted(merged)]
 
 
 def set_delivery(

@@ -33,6 +33,7 @@ from api.health.router import router as health_router
 from api.inbox.router import api as inbox_api_router
 from api.inbox.router import pages as inbox_pages_router
 from api.inbox.stream import EventStream
+from api.intake import Intake
 from api.logs import RequestIds
 from api.metrics.metrics import Metrics
 from api.metrics.router import router as metrics_router
@@ -201,9 +202,12 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
     # own lingua detector (the same instance, reached through the handoff side that loads it).
     services.languages = LanguageDecider(services.handoff.language_guesser,
                                          default=settings.default_language)
+    services.intake = Intake(db=db, relay=relay, max_message_chars=settings.max_message_chars,
+                             languages=services.languages, ratelimits=ratelimits,
+                             alerts=alerts, metrics=metrics, handoff=services.handoff)
     services.webchat = WebchatChannel(db=db, relay=relay, settings=settings,
-                                      languages=services.languages, ratelimits=ratelimits,
-                                      alerts=alerts, metrics=metrics)
+                                      intake=services.intake, ratelimits=ratelimits,
+                                      metrics=metrics)
     if settings.messenger_enabled:
         client = SendApiClient(
             graph_url=settings.messenger_graph_url, page_token=settings.messenger_page_token,

@@ -11,6 +11,7 @@ from api.auth.authenticator import Authenticator
 from api.conversations.language import LanguageDecider
 from api.db import Database
 from api.events import EventBus
+from api.intake import Intake
 from api.metrics.metrics import Metrics
 from api.ratelimit.alerts import UrgentAlerts
 from api.ratelimit.limiter import RateLimits
@@ -32,6 +33,7 @@ class Services:
     ratelimits: RateLimits | None = None  # per client address and per fan session or sender
     alerts: UrgentAlerts | None = None  # urgent alerts grouped per client address
     metrics: Metrics | None = None  # this process's Prometheus figures (GET /metrics)
+    intake: Intake | None = None  # how every channel takes a fan's message (api/intake.py)
     webchat: Any = None
     messenger: Any = None
     handoff: Any = None  # api.handoff.manager.HandoffManager

@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     # (their `sub` names the sender), both sent as `Authorization: Bearer ...`.
     rest_shared_secret: str | None = Field(default=None, validation_alias="REST_SHARED_SECRET")
     rest_jwt_secret: str | None = Field(default=None, validation_alias="REST_JWT_SECRET")
+    # A REST request whose metadata.message_id is already stored (a client retrying after a lost
+    # response) waits up to this long for that message's turn (still running, or taken over
+    # from a replica that died) to answer with its replies; default 15 s (a turn's Rasa timeout
+    # plus a takeover).
+    rest_retry_wait_s: float = Field(default=15.0, validation_alias="REST_RETRY_WAIT_S")
     # Web pages other than our own that may open the web chat socket (the brand's sites),
     # comma-separated origins such as "https://aurora.example"; the page's own origin always may.
     webchat_allowed_origins: str = Field(default="", validation_alias="WEBCHAT_ALLOWED_ORIGINS")

@@ -300,6 +300,9 @@ def add_fan_message(
                 session.add(msg)
                 session.flush()
         except IntegrityError:
+            if find_fan_message(session=session, conversation_id=conversation.id,
+                                fan_message_id=fan_message_id) is None:
+                raise  # refused for another reason: not a duplicate, must not be dropped
             log.info("duplicate %s message dropped (conversation %s)",
                      conversation.channel.value, conversation.id)
             return None
@@ -378,6 +381,19 @@ def pending_relay(*, session: Session, conversation_id: int) -> list[Message]:
                 Message.conversation_id == conversation_id,
                 Message.relay_status == RelayStatus.pending,
             )
+            .order_by(Message.id)
+        )
+    )
+
+
+def replies_to(*, session: Session, conversation_id: int, message_id: int) -> list[Message]:
+    """The replies to a fan message of the conversation (bot, system, a handoff's text),
+    oldest first."""
+    return list(
+        session.scalars(
+            select(Message)
+            .where(Message.conversation_id == conversation_id,
+                   Message.reply_to_id == message_id, Message.kind == MessageKind.outgoing)
             .order_by(Message.id)
         )
     )

@@ -115,7 +115,9 @@ async def test_rest_message_ids_are_per_fan(harness, fake_rasa):
         assert r.json() == [{"recipient_id": sender, "text": f"echo: hi from {sender}"}]
     again = await c.post(URL, json={"sender": "ana", "message": "hi from ana",
                                     "metadata": {"message_id": "1"}})
-    assert again.status_code == 200 and again.json() == []  # ana's own retry: deduplicated
+    # ana's own retry: deduplicated, answered with her message's replies again
+    assert again.status_code == 200 and again.json() == [
+        {"recipient_id": "ana", "text": "echo: hi from ana"}]
     stored = _incoming(harness.services)
     assert [(m.text, m.fan_message_id) for m in stored] == [("hi from ana", "1"),
                                                             ("hi from bea", "1")]

@@ -6,14 +6,14 @@ import hmac
 import logging
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.background import BackgroundTask
 
 from api.channels.common import clean_json, decode_json
-from api.channels.messenger import service
+from api.channels.messenger import webhook
 from api.channels.messenger.signature import verify
 from api.dependencies import ServicesDep
-from api.enums import Channel
+from api.errors import NOT_STORED
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["channels"])
@@ -83,10 +83,11 @@ async def verify_subscription(request: Request, services: ServicesDep) -> PlainT
     raise HTTPException(403, "verification failed")
 
 
-@router.post("/webhooks/messenger", response_class=Response, responses=PLAIN_TEXT,
-             openapi_extra=WEBHOOK_BODY)
-async def receive(request: Request, services: ServicesDep) -> PlainTextResponse:
-    """Check the signature over the raw body, record every event, answer 200, then relay."""
+@router.post("/webhooks/messenger", response_class=Response,
+             responses={**PLAIN_TEXT, **NOT_STORED}, openapi_extra=WEBHOOK_BODY)
+async def receive(request: Request, services: ServicesDep) -> Response:
+    """Check the signature over the raw body, record every event, answer 200 (503 when an
+    event could not be stored: Meta sends the delivery again), then relay."""
     _require_enabled(services)
     raw = await request.body()
     if not verify(services.settings.messenger_app_secret, raw,
@@ -97,22 +98,16 @@ async def receive(request: Request, services: ServicesDep) -> PlainTextResponse:
     payload = clean_json(decode_json(raw))
     if not isinstance(payload, dict) or payload.get("object") != "page":
         raise HTTPException(404, "not a page subscription")
-    outcome = await services.db.run(
-        service.handle_payload,
-        payload=payload,
-        app_id=services.settings.messenger_app_id,
-        languages=services.languages,
-    )
-    log.info("messenger webhook: %s", outcome.counts)
-    services.metrics.fan_message(Channel.messenger, outcome.counts.get("message", 0)
-                                 + outcome.counts.get("standby", 0))
-
-    async def after_response() -> None:
-        for conv, replies in outcome.notices:
-            await services.messenger.deliver(conversation=conv, messages=replies)
-        for conversation_id in sorted(outcome.relay):
-            services.relay.kick(conversation_id)
-        for conv, message_id in outcome.held:
-            await services.handoff.on_held(conv, message_id)
-
-    return PlainTextResponse("EVENT_RECEIVED", background=BackgroundTask(after_response))
+    outcome = await webhook.record_payload(payload, intake=services.intake, db=services.db,
+                                           app_id=services.settings.messenger_app_id)
+    log.info("messenger webhook: %s", dict(outcome.counts))
+    # The bot's turns and the rest once Meta has its answer (it waits at most a few seconds).
+    after = BackgroundTask(services.intake.settle, outcome.received, wait=False)
+    if outcome.unrecorded:
+        # Meta redelivers a delivery that is not answered 200; what was stored is skipped then.
+        log.warning("messenger webhook: %s events not recorded; Meta will send them again",
+                    outcome.unrecorded)
+        return JSONResponse({"detail": f"{outcome.unrecorded} events could not be stored; "
+                                       "send the delivery again"},
+                            status_code=503, background=after)
+    return PlainTextResponse("EVENT_RECEIVED", background=after)

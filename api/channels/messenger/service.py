@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, field
+from collections import Counter
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from api import flows
 from api.channels.common import clean_text
 from api.conversations import service as conversations
-from api.conversations.language import LanguageDecider
 from api.conversations.models import Message
 from api.db import utcnow
-from api.enums import Channel, DeliveryStatus, MessageKind, OutboxStatus, RelayStatus, SenderType
+from api.enums import Channel, DeliveryStatus, MessageKind, OutboxStatus, SenderType
 from api.events import Event, publish_on_commit
+from api.intake import Incoming
 from api.outbox import service as outbox
 from api.outbox.models import OutboxItem
 
@@ -25,19 +24,6 @@ log = logging.getLogger(__name__)
 
 OUR_METADATA_PREFIX = "sb:"
 SEND_LEASE_S = 120
-
-
-@dataclass
-class WebhookOutcome:
-    relay: set[int] = field(default_factory=set)  # conversation ids with a new pending message
-    held: list[tuple[flows.ConversationRef, int]] = field(default_factory=list)  # for a person
-    notices: list[tuple[flows.ConversationRef, list[flows.OutgoingRef]]] = field(
-        default_factory=list
-    )
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def count(self, kind: str) -> None:
-        self.counts[kind] = self.counts.get(kind, 0) + 1
 
 
 def iter_events(payload: dict[str, Any]):
@@ -69,39 +55,34 @@ def _ms(value: Any) -> dt.datetime | None:
     return None
 
 
-def handle_event(
-    session: Session, *, source: str, ev: dict[str, Any], outcome: WebhookOutcome,
-    app_id: str | None, languages: LanguageDecider | None = None,
-) -> None:
-    """Record one webhook event; note conversations that now need the bot. Messenger declares
-    no language: the fan's words decide (``languages``)."""
-    standby = source == "standby"
-    message = ev.get("message") if isinstance(ev.get("message"), dict) else None
-    if message is not None and message.get("is_echo"):
-        _echo(session, ev, message, outcome, app_id)
-        return
-    if message is not None or isinstance(ev.get("postback"), dict):
-        _fan_message(session, ev, message, standby, outcome, languages)
-        return
-    if isinstance(ev.get("delivery"), dict):
-        _delivery(session, ev["delivery"], outcome)
-        return
-    if isinstance(ev.get("read"), dict):
-        _read(session, ev, outcome)
-        return
-    outcome.count("ignored")
-    log.info("messenger: ignoring event with keys %s", sorted(ev)[:8])
+def fan_of(ev: dict[str, Any]) -> str | None:
+    """The fan an event is about: the recipient of an echo (our page wrote to them), else the
+    sender."""
+    message = ev.get("message")
+    echo = isinstance(message, dict) and bool(message.get("is_echo"))
+    return _psid(ev, "recipient" if echo else "sender")
 
 
-def _fan_message(session, ev, message, standby, outcome, languages) -> None:
-    """A fan's message or postback. A quick reply's or postback's payload is a pressed button
-    (``pressed``: its title, what staff see); typed text is the fan's own words, whatever it
-    starts with. A text over MAX_MESSAGE_CHARS cannot be refused (a webhook): it is stored and
-    triaged whole, and the bot reads its start (flows.rasa_text)."""
+def is_fan_message(ev: dict[str, Any]) -> bool:
+    """A fan's message or postback (not an echo, a delivery or a read receipt)."""
+    message = ev.get("message")
+    if isinstance(message, dict):
+        return not message.get("is_echo")
+    return isinstance(ev.get("postback"), dict)
+
+
+def fan_incoming(source: str, ev: dict[str, Any]) -> Incoming | None:
+    """A fan's message or postback as the intake takes it; None without a sender id.
+
+    A quick reply's or postback's payload is a pressed button (``pressed``: its title, what
+    staff see); typed text is the fan's own words, whatever it starts with. Nothing is refused
+    (Meta does not resend a refused event): strings are cleaned, and a text over
+    MAX_MESSAGE_CHARS is stored and triaged whole while the bot reads its start
+    (flows.rasa_text). Messenger declares no language: the fan's words decide."""
     psid = _psid(ev, "sender")
     if psid is None:
-        outcome.count("invalid")
-        return
+        return None
+    message = ev.get("message") if isinstance(ev.get("message"), dict) else None
     payload: dict[str, Any] = {}
     pressed = None
     if message is not None:
@@ -126,33 +107,40 @@ def _fan_message(session, ev, message, standby, outcome, languages) -> None:
         else:
             text = pb.get("title") if isinstance(pb.get("title"), str) else None
         payload["postback"] = {"title": title}
-    relay_status = RelayStatus.standby if standby else None
     if text is not None:
         text = clean_text(text)
-    received = flows.receive_fan_message(
-        session,
+    return Incoming(
         channel=Channel.messenger,
         external_id=psid,
         text=text or None,
-        fan_message_id=str(mid)[:255] if mid else None,
-        languages=languages,
+        message_id=str(mid) if mid else None,
         payload=payload or None,
-        relay_status=relay_status,
         pressed=pressed,
+        standby=source == "standby",
+        strict=False,
     )
-    if received.message_id is None:
-        outcome.count("duplicate")
+
+
+def handle_event(
+    session: Session, *, ev: dict[str, Any], counts: Counter[str], app_id: str | None,
+) -> None:
+    """Record one event that is not a fan's message (fan messages go through the intake):
+    echoes, deliveries, read receipts."""
+    message = ev.get("message") if isinstance(ev.get("message"), dict) else None
+    if message is not None and message.get("is_echo"):
+        _echo(session, ev, message, counts, app_id)
         return
-    outcome.count("standby" if standby else "message")
-    if received.relay:
-        outcome.relay.add(received.conversation.id)
-    elif received.held:
-        outcome.held.append((received.conversation, received.message_id))
-    if received.replies:
-        outcome.notices.append((received.conversation, received.replies))
+    if isinstance(ev.get("delivery"), dict):
+        _delivery(session, ev["delivery"], counts)
+        return
+    if isinstance(ev.get("read"), dict):
+        _read(session, ev, counts)
+        return
+    counts["ignored"] += 1
+    log.info("messenger: ignoring event with keys %s", sorted(ev)[:8])
 
 
-def _echo(session, ev, message, outcome, app_id) -> None:
+def _echo(session, ev, message, counts, app_id) -> None:
     metadata = message.get("metadata") if isinstance(message.get("metadata"), str) else ""
     mid = message.get("mid")
     if metadata.startswith(OUR_METADATA_PREFIX):
@@ -161,20 +149,20 @@ def _echo(session, ev, message, outcome, app_id) -> None:
         if ours is not None and ours.channel_message_id is None and mid:
             ours.channel_message_id = str(mid)[:255]
             session.commit()
-        outcome.count("echo")
+        counts["echo"] += 1
         return
     if app_id is not None and str(message.get("app_id")) == str(app_id):
-        outcome.count("echo")
+        counts["echo"] += 1
         return
     # An echo of a message we did not send: a person answered from Meta's own inbox.
     psid = _psid(ev, "recipient")
     if psid is None:
-        outcome.count("invalid")
+        counts["invalid"] += 1
         return
     if mid and conversations.find_by_channel_message_id(
         session=session, channel=Channel.messenger, channel_message_id=str(mid)
     ):
-        outcome.count("duplicate")
+        counts["duplicate"] += 1
         return
     conversation, _ = conversations.open_for(
         session=session, channel=Channel.messenger, external_id=psid
@@ -194,10 +182,10 @@ def _echo(session, ev, message, outcome, app_id) -> None:
     publish_on_commit(session, Event("conversation.external_takeover", conversation.id,
                                      {"message_id": reply.id}))
     session.commit()
-    outcome.count("external_echo")
+    counts["external_echo"] += 1
 
 
-def _delivery(session, delivery, outcome) -> None:
+def _delivery(session, delivery, counts) -> None:
     mids = [str(m)[:255] for m in delivery.get("mids") or [] if isinstance(m, (str, int))]
     if mids:
         session.execute(
@@ -212,10 +200,10 @@ def _delivery(session, delivery, outcome) -> None:
             .execution_options(synchronize_session=False)
         )
         session.commit()
-    outcome.count("delivery")
+    counts["delivery"] += 1
 
 
-def _read(session, ev, outcome) -> None:
+def _read(session, ev, counts) -> None:
     psid = _psid(ev, "sender")
     watermark = _ms(ev["read"].get("watermark"))
     identity = (
@@ -237,24 +225,7 @@ def _read(session, ev, outcome) -> None:
                 .execution_options(synchronize_session=False)
             )
             session.commit()
-    outcome.count("read")
-
-
-def handle_payload(
-    session: Session, *, payload: dict[str, Any], app_id: str | None,
-    languages: LanguageDecider | None = None,
-) -> WebhookOutcome:
-    """Record every event of every entry of a webhook delivery."""
-    outcome = WebhookOutcome()
-    for source, ev in iter_events(payload):
-        try:
-            handle_event(session, source=source, ev=ev, outcome=outcome, app_id=app_id,
-                         languages=languages)
-        except Exception:
-            session.rollback()
-            outcome.count("failed")
-            log.exception("messenger: event could not be recorded")
-    return outcome
+    counts["read"] += 1
 
 
 # -- sends ----------------------------------------------------------------------------------

@@ -8,12 +8,14 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 
 from api import flows
-from api.channels.common import BadMessage, check_text, log_unknown_fields, read_json
+from api.channels.common import BadMessage, log_unknown_fields, read_json
+from api.channels.rest import service
 from api.channels.rest.auth import authenticate
 from api.conversations.language import declared
 from api.dependencies import ServicesDep
 from api.enums import Channel
 from api.errors import ErrorBody
+from api.intake import Incoming, RateLimited
 from api.logs import bind_conversation
 from api.ratelimit.address import client_address
 from api.ratelimit.dependencies import too_many
@@ -86,36 +88,27 @@ async def rest_webhook(request: Request, services: ServicesDep) -> list[dict[str
         sender = caller.sender
     if not isinstance(sender, str) or not sender.strip() or len(sender) > 128:
         raise HTTPException(422, "sender must be a non-empty string of at most 128 characters")
-    try:
-        text = check_text(data.get("message"), max_chars=services.settings.max_message_chars)
-    except BadMessage as exc:
-        raise HTTPException(422, str(exc)) from None
-    address = client_address(request, services.settings)
-    verdict = await services.ratelimits.check(
-        address, (Scope.sender, f"rest:{sender}"), (Scope.address, address))
-    if not verdict.allowed:
-        raise too_many(verdict, "too many messages")
     metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
     client_id = metadata.get("message_id")
-    received = await services.db.run(
-        flows.receive_fan_message,
-        channel=Channel.rest,
-        external_id=sender,
-        text=text,
-        fan_message_id=str(client_id)[:255] if client_id else None,
-        # a hint only: the message's own words decide when they are clear enough
-        declared_language=declared(metadata.get("language")),
-        languages=services.languages,
-    )
-    conv = received.conversation
-    bind_conversation(conv.id)
-    if received.message_id is not None:
-        services.metrics.fan_message(Channel.rest)
-    services.alerts.note_origin(conv.id, address)
-    if received.relay:
-        await services.relay.process(conv.id)
-    elif received.held:
-        await services.handoff.on_held(conv, received.message_id)
-    replies = await services.db.run(flows.take_undelivered, conversation_id=conv.id)
+    message = data.get("message")
+    address = client_address(request, services.settings)
+    try:
+        received = await services.intake.receive(Incoming(
+            channel=Channel.rest,
+            external_id=sender,
+            text=message if isinstance(message, str) else None,
+            message_id=str(client_id) if client_id else None,
+            # a hint only: the message's own words decide when they are clear enough
+            declared_language=declared(metadata.get("language")),
+            address=address,
+            limits=((Scope.sender, f"rest:{sender}"), (Scope.address, address)),
+        ))
+    except BadMessage as exc:
+        raise HTTPException(422, str(exc)) from None
+    except RateLimited as exc:
+        raise too_many(exc.verdict, "too many messages") from None
+    bind_conversation(received.conversation.id)
+    replies = await service.replies_for(services.db, received,
+                                        wait_s=services.settings.rest_retry_wait_s)
     services.metrics.delivery(Channel.rest, "sent", len(replies))
     return to_rest_items(sender, replies)

@@ -18,19 +18,18 @@ from typing import Any
 import socketio
 
 from api import flows
-from api.channels.common import BadMessage, check_text, log_unknown_fields, signed_text
-from api.conversations.language import LanguageDecider, declared
+from api.channels.common import BadMessage, log_unknown_fields, signed_text
+from api.conversations.language import declared
 from api.db import Database
 from api.enums import Channel, DeliveryStatus
 from api.flows import ConversationRef, OutgoingRef
+from api.intake import Incoming, Intake, RateLimited
 from api.logs import bind_conversation
 from api.metrics.metrics import Metrics
 from api.ratelimit.address import UNKNOWN, client_address
-from api.ratelimit.alerts import UrgentAlerts
-from api.ratelimit.limiter import RateLimits, Scope
+from api.ratelimit.limiter import RateLimits, Scope, Verdict
 from api.relay.relay import Relay
 from api.settings import Settings
-from api.text import first_unstorable
 
 log = logging.getLogger(__name__)
 
@@ -121,15 +120,13 @@ def origin_check(brand_sites: frozenset[str]) -> Callable[[str | None, dict], bo
 class WebchatChannel:
     """socket.io server (python-socketio) plus the deliverer for web chat conversations."""
 
-    def __init__(self, *, db: Database, relay: Relay, settings: Settings,
-                 languages: LanguageDecider | None = None, ratelimits: RateLimits | None = None,
-                 alerts: UrgentAlerts | None = None, metrics: Metrics | None = None) -> None:
+    def __init__(self, *, db: Database, relay: Relay, settings: Settings, intake: Intake,
+                 ratelimits: RateLimits | None = None, metrics: Metrics | None = None) -> None:
         self.db = db
         self.relay = relay
         self.settings = settings
-        self.languages = languages
+        self.intake = intake  # fan messages come in through it (api/intake.py)
         self.ratelimits = ratelimits
-        self.alerts = alerts
         self.metrics = metrics or Metrics()
         # Per socket: its client address, and whether its next message is the first since its
         # session_request (that one is paid for by the session_request limit, not the address's:
@@ -179,13 +176,17 @@ class WebchatChannel:
         verdict = await self.ratelimits.check(self.addresses.get(sid, UNKNOWN), *steps)
         if verdict.allowed:
             return False
+        await self._tell_limited(sid, language, table, verdict)
+        return True
+
+    async def _tell_limited(self, sid: str, language: str | None, table: dict[str, str],
+                            verdict: Verdict) -> None:
         await self.sio.emit(
             "bot_uttered",
             {"text": flows.localized(table, language),
              "metadata": {"error": "rate_limited", "retry_after": verdict.retry_after}},
             to=sid,
         )
-        return True
 
     async def on_session_request(self, sid: str, data: Any = None) -> None:
         requested = data.get("session_id") if isinstance(data, dict) else None
@@ -232,49 +233,39 @@ class WebchatChannel:
             log.info("webchat user_uttered without a confirmed session (%s)", sid)
             await self._tell(sid, NOT_CONNECTED, language, "session_not_confirmed")
             return
+        address = self.addresses.get(sid, UNKNOWN)
+        steps = [(Scope.sender, f"webchat:{session_id}")]
+        if sid not in self.first_message:
+            steps.append((Scope.address, address))
+        message = data.get("message")
+        client_id = data.get("message_id") or custom.get("message_id")
         try:
-            text = check_text(data.get("message"), max_chars=self.settings.max_message_chars)
-            # message ids and custom data are stored or compared: refuse what the database cannot
-            # hold (NUL, lone surrogates) as a bad message, not a failed handler
-            if bad := first_unstorable(data):
-                raise BadMessage(bad)
+            await self.intake.receive(
+                Incoming(
+                    channel=Channel.webchat,
+                    external_id=session_id,
+                    text=message if isinstance(message, str) else None,
+                    message_id=str(client_id) if client_id else None,
+                    declared_language=language,
+                    dedup_window_s=self.settings.webchat_dedup_s,
+                    start_commands=frozenset(self.settings.webchat_start_commands),
+                    address=address,
+                    limits=tuple(steps),
+                    # message ids and custom data are stored or compared: refuse what the
+                    # database cannot hold (NUL, lone surrogates) as a bad message
+                    stored_fields=data,
+                ),
+                # the exemption from the address limit covers one message
+                admitted=lambda: self.first_message.discard(sid),
+            )
         except BadMessage as exc:
             reason = str(exc)
             table = TOO_LONG if "longer" in reason else EMPTY
             log.info("webchat message refused for session of conversation %s: %s",
                      session.get("conversation_id"), reason)
             await self._tell(sid, table, language, "bad_message")
-            return
-        address = self.addresses.get(sid, UNKNOWN)
-        steps = [(Scope.sender, f"webchat:{session_id}")]
-        if sid not in self.first_message:
-            steps.append((Scope.address, address))
-        if await self._limited(sid, language, SLOW_DOWN, *steps):
-            return
-        self.first_message.discard(sid)
-        client_id = data.get("message_id") or custom.get("message_id")
-        received = await self.db.run(
-            flows.receive_fan_message,
-            channel=Channel.webchat,
-            external_id=session_id,
-            text=text,
-            fan_message_id=str(client_id)[:255] if client_id else None,
-            declared_language=language,
-            languages=self.languages,
-            dedup_window_s=0 if client_id else self.settings.webchat_dedup_s,
-            start_commands=frozenset(self.settings.webchat_start_commands),
-        )
-        bind_conversation(received.conversation.id)
-        if received.message_id is not None:
-            self.metrics.fan_message(Channel.webchat)
-        if self.alerts is not None:
-            self.alerts.note_origin(received.conversation.id, address)
-        if received.replies:
-            await self.deliver(conversation=received.conversation, messages=received.replies)
-        if received.relay:
-            await self.relay.process(received.conversation.id)
-        elif received.held and self.relay.handoff is not None:
-            await self.relay.handoff.on_held(received.conversation, received.message_id)
+        except RateLimited as exc:
+            await self._tell_limited(sid, language, SLOW_DOWN, exc.verdict)
 
     # -- Deliverer --------------------------------------------------------------------------
     async def deliver(self, *, conversation: ConversationRef, messages: list[OutgoingRef]) -> None:
