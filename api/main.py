@@ -26,12 +26,12 @@ from api.conversations.language import LanguageDecider
 from api.conversations.router import router as conversations_router
 from api.db import Database
 from api.errors import ERROR_RESPONSES
-from api.events import EventBus, InProcessEventBus
+from api.events import EventBus, InProcessEventBus, RedisEventBus
 from api.handoff.manager import HandoffManager
 from api.health.router import router as health_router
 from api.inbox.router import api as inbox_api_router
 from api.inbox.router import pages as inbox_pages_router
-from api.inbox.stream import EventStream
+from api.inbox.stream import EventStream, thread_lookup
 from api.logs import RequestIds
 from api.metrics.metrics import Metrics
 from api.metrics.router import router as metrics_router
@@ -83,6 +83,25 @@ def seed_staff(db: Database, settings: Settings) -> None:
         session.commit()
     log.info("staff seeded from %s: %s created, %s updated", settings.staff_file.name, created,
              updated)
+
+
+def event_bus(settings: Settings) -> EventBus:
+    """In-process (one switchboard), or through Redis when REDIS_URL is set (replicas)."""
+    if not settings.redis_url:
+        return InProcessEventBus()
+    return RedisEventBus(settings.redis_url, stream=f"{settings.redis_prefix}:events",
+                         maxlen=settings.event_stream_maxlen, buffer=settings.event_buffer)
+
+
+def socketio_manager(settings: Settings):
+    """socket.io's rooms across replicas (python-socketio's Redis manager), or None: this
+    process's own."""
+    if not settings.redis_url:
+        return None
+    import socketio
+
+    return socketio.AsyncRedisManager(settings.redis_url,
+                                      channel=f"{settings.redis_prefix}:socketio")
 
 
 class DefaultCredentials(RuntimeError):
@@ -143,6 +162,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
                                           or settings.rest_jwt_secret):
             log.warning("REST channel closed (every call 401): set REST_SHARED_SECRET or "
                         "REST_JWT_SECRET")
+        await services.bus.start()
         await services.handoff.start(timers=timers)
         await services.relay.start()
         await services.stream.start()
@@ -154,6 +174,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
             await services.stream.stop()
             await services.relay.stop()
             await services.handoff.stop()
+            await services.bus.stop()
             await services.http.aclose()
             services.auth.close()
             services.db.dispose()
@@ -164,7 +185,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
         lifespan=lifespan,
         description="Owns every fan conversation: Messenger, web chat and Rasa-REST channels.",
     )
-    bus = bus or InProcessEventBus()
+    bus = bus or event_bus(settings)
     db = Database(settings.database_url, bus)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.rasa_timeout_s, connect=settings.rasa_connect_timeout_s),
@@ -184,7 +205,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
                          passwords=PasswordWorkers(max_workers=settings.auth_hash_workers))
     services = Services(settings=settings, db=db, bus=bus, http=http, rasa=rasa, relay=relay,
                         auth=auth, ratelimits=ratelimits, alerts=alerts, metrics=metrics)
-    services.stream = EventStream(bus)
+    services.stream = EventStream(bus, threads=thread_lookup(db))
     services.training = TrainingRunner(db, settings)
     from api.routing.service import load_topics
 
@@ -198,7 +219,8 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
                                          default=settings.default_language)
     services.webchat = WebchatChannel(db=db, relay=relay, settings=settings,
                                       languages=services.languages, ratelimits=ratelimits,
-                                      alerts=alerts, metrics=metrics)
+                                      alerts=alerts, metrics=metrics,
+                                      client_manager=socketio_manager(settings))
     if settings.messenger_enabled:
         client = SendApiClient(
             graph_url=settings.messenger_graph_url, page_token=settings.messenger_page_token,
