@@ -112,7 +112,7 @@ class _QueueSubscription:
         self.loop = asyncio.get_running_loop()
 
     def offer(self, ev: Event) -> None:
-        if self.types is None or ev.type in self.types or ev.type == GAP:
+        if self.types is None or ev.type in self.types:
             try:
                 self.queue.put_nowait(ev)
             except asyncio.QueueFull:
