@@ -27,6 +27,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -284,8 +286,6 @@ class RedisEventBus:
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
-        from redis import asyncio as aioredis
-
         self._redis = aioredis.Redis.from_url(
             self.url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=3.0)
         self._reader_redis = aioredis.Redis.from_url(
@@ -332,8 +332,6 @@ class RedisEventBus:
 
     # -- the writer ------------------------------------------------------------------------------
     async def _write(self) -> None:
-        from redis.exceptions import RedisError
-
         await self._positioned.wait()  # the reader's start position predates our first write
         retry, down = 0.05, False
         while True:
@@ -351,8 +349,9 @@ class RedisEventBus:
                         pipe.xadd(self.stream, _encode(uuid.uuid4().hex, Event(
                             GAP, None, {"count": unmarked})), maxlen=self.maxlen, approximate=True)
                     for _seq, uid, ev in batch:
-                        pipe.xadd(self.stream, _encode(uid, ev), maxlen=self.maxlen,
-                                  approximate=True)
+                        fields = _encode(uid, ev)
+                        if fields is not None:
+                            pipe.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)
                     await pipe.execute()
                 except (RedisError, OSError) as exc:
                     if not down:
@@ -361,6 +360,10 @@ class RedisEventBus:
                         down = True
                     await asyncio.sleep(retry)
                     retry = min(retry * 2, self.retry_max_s)
+                    continue
+                except Exception:  # noqa: BLE001 - keep writing; the next round retries
+                    log.exception("event writer round failed")
+                    await asyncio.sleep(self.retry_max_s)
                     continue
                 if down:
                     log.info("Redis reachable again; handing over %d waiting events",
@@ -376,8 +379,6 @@ class RedisEventBus:
 
     # -- the reader ------------------------------------------------------------------------------
     async def _read(self) -> None:
-        from redis.exceptions import RedisError
-
         last: str | None = None
         check, retry, down = False, 0.05, False
         while not self._stopping:
@@ -399,7 +400,8 @@ class RedisEventBus:
                     log.info("event stream readable again")
                     down = False
                 retry = 0.05
-                for _key, entries in reply or ():
+                streams = reply.items() if isinstance(reply, dict) else reply or ()  # RESP3/2
+                for _key, entries in streams:
                     for entry_id, fields in entries:
                         last = entry_id
                         ev = self._fresh(entry_id, fields)
@@ -412,6 +414,10 @@ class RedisEventBus:
                 check = last is not None
                 await asyncio.sleep(retry)
                 retry = min(retry * 2, self.retry_max_s)
+            except Exception:  # noqa: BLE001 - keep reading; the next round retries
+                log.exception("event stream reader round failed")
+                check = last is not None
+                await asyncio.sleep(self.retry_max_s)
 
     def _fresh(self, entry_id: str, fields: dict[str, str]) -> Event | None:
         """The entry's event, or None when this publish id was already delivered."""
@@ -462,10 +468,17 @@ class RedisEventBus:
         return Replay(events, lost=False)  # a GAP marker among them is the caller's to tell
 
 
-def _encode(uid: str, event: Event) -> dict[str, str]:
+def _encode(uid: str, event: Event) -> dict[str, str] | None:
+    """The stream entry of an event (None, logged, for data JSON cannot carry)."""
+    try:
+        data = json.dumps(event.data, default=str)
+    except (TypeError, ValueError):
+        log.exception("event %s (conversation %s) not publishable", event.type,
+                      event.conversation_id)
+        return None
     return {"type": event.type,
             "conversation": "" if event.conversation_id is None else str(event.conversation_id),
-            "data": json.dumps(event.data, default=str), "uid": uid}
+            "data": data, "uid": uid}
 
 
 def _decode(entry_id: str, fields: dict[str, str]) -> Event:
