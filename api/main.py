@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 import httpx
+import socketio
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -93,13 +94,11 @@ def event_bus(settings: Settings) -> EventBus:
                          maxlen=settings.event_stream_maxlen, buffer=settings.event_buffer)
 
 
-def socketio_manager(settings: Settings):
+def socketio_manager(settings: Settings) -> socketio.AsyncManager | None:
     """socket.io's rooms across replicas (python-socketio's Redis manager), or None: this
     process's own."""
     if not settings.redis_url:
         return None
-    import socketio
-
     return socketio.AsyncRedisManager(settings.redis_url,
                                       channel=f"{settings.redis_prefix}:socketio")
 

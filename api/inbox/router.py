@@ -378,9 +378,8 @@ async def delete_canned(canned_id: RowId, staff: CurrentStaff,
 
 @api.get("/events")
 async def events(request: Request, staff: CurrentStaff, services: ServicesDep,
-                 last_event_id: Annotated[str | None, Header(max_length=64)] = None,
-                 after: Annotated[str | None, Query(max_length=64)] = None,
-                 ) -> StreamingResponse:
+                 last_event_id: Annotated[str | None, Header()] = None,
+                 after: str | None = None) -> StreamingResponse:
     """Server-sent events from the switchboard's bus, only those I may see (the inbox's read
     rule); resume with ``Last-Event-ID`` (or ``?after=``): from this process's ring, or with
     REDIS_URL from the shared stream, on any replica. An id the history no longer holds gets
@@ -397,7 +396,8 @@ async def events(request: Request, staff: CurrentStaff, services: ServicesDep,
 
 
 def _event_id(value: str | None) -> str | None:
-    """An event id as sent back by a browser (``5``, ``1733066400000-3``), or None."""
+    """An event id as sent back by a browser (``5``, ``1733066400000-3``), or None for
+    anything else (a stream without one starts with ``hello``, as it always did)."""
     value = (value or "").strip()
     try:
         id_order(value)
