@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 import httpx
+import socketio
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -27,12 +28,12 @@ from api.conversations.language import LanguageDecider
 from api.conversations.router import router as conversations_router
 from api.db import Database
 from api.errors import ERROR_RESPONSES
-from api.events import EventBus, InProcessEventBus
+from api.events import EventBus, InProcessEventBus, RedisEventBus
 from api.handoff.manager import HandoffManager
 from api.health.router import router as health_router
 from api.inbox.router import api as inbox_api_router
 from api.inbox.router import pages as inbox_pages_router
-from api.inbox.stream import EventStream
+from api.inbox.stream import EventStream, thread_lookup
 from api.intake import Intake
 from api.logs import RequestIds
 from api.metrics.metrics import Metrics
@@ -85,6 +86,23 @@ def seed_staff(db: Database, settings: Settings) -> None:
         session.commit()
     log.info("staff seeded from %s: %s created, %s updated", settings.staff_file.name, created,
              updated)
+
+
+def event_bus(settings: Settings) -> EventBus:
+    """In-process (one switchboard), or through Redis when REDIS_URL is set (replicas)."""
+    if not settings.redis_url:
+        return InProcessEventBus()
+    return RedisEventBus(settings.redis_url, stream=f"{settings.redis_prefix}:events",
+                         maxlen=settings.event_stream_maxlen, buffer=settings.event_buffer)
+
+
+def socketio_manager(settings: Settings) -> socketio.AsyncManager | None:
+    """socket.io's rooms across replicas (python-socketio's Redis manager), or None: this
+    process's own."""
+    if not settings.redis_url:
+        return None
+    return socketio.AsyncRedisManager(settings.redis_url,
+                                      channel=f"{settings.redis_prefix}:socketio")
 
 
 class DefaultCredentials(RuntimeError):
@@ -145,6 +163,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
                                           or settings.rest_jwt_secret):
             log.warning("REST channel closed (every call 401): set REST_SHARED_SECRET or "
                         "REST_JWT_SECRET")
+        await services.bus.start()
         await services.handoff.start(timers=timers)  # asks for the timers' lease
         await services.replica.start()  # first heartbeat (and lease) before any claim
         await services.relay.start()
@@ -158,6 +177,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
             await services.relay.stop()
             await services.handoff.stop()
             await services.replica.stop()  # after the relay: its left claims go to the others
+            await services.bus.stop()
             await services.http.aclose()
             services.auth.close()
             services.db.dispose()
@@ -168,7 +188,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
         lifespan=lifespan,
         description="Owns every fan conversation: Messenger, web chat and Rasa-REST channels.",
     )
-    bus = bus or InProcessEventBus()
+    bus = bus or event_bus(settings)
     db = Database(settings.database_url, bus)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.rasa_timeout_s, connect=settings.rasa_connect_timeout_s),
@@ -189,7 +209,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
                          passwords=PasswordWorkers(max_workers=settings.auth_hash_workers))
     services = Services(settings=settings, db=db, bus=bus, http=http, rasa=rasa, relay=relay,
                         auth=auth, ratelimits=ratelimits, alerts=alerts, metrics=metrics)
-    services.stream = EventStream(bus)
+    services.stream = EventStream(bus, threads=thread_lookup(db))
     services.replica = replica
     services.training = TrainingRunner(db, settings, replica)
     from api.routing.service import load_topics
@@ -207,7 +227,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
                              alerts=alerts, metrics=metrics, handoff=services.handoff)
     services.webchat = WebchatChannel(db=db, relay=relay, settings=settings,
                                       intake=services.intake, ratelimits=ratelimits,
-                                      metrics=metrics)
+                                      metrics=metrics, client_manager=socketio_manager(settings))
     if settings.messenger_enabled:
         client = SendApiClient(
             graph_url=settings.messenger_graph_url, page_token=settings.messenger_page_token,

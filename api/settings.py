@@ -124,6 +124,23 @@ class Settings(BaseSettings):
         default=64 * 1024, ge=16 * 1024, validation_alias="WEBSOCKET_MAX_BYTES"
     )
 
+    # Several replicas: the Redis every replica shares, for the event bus (one stream: global
+    # event ids an inbox resumes from on any replica) and web chat's socket.io rooms (a reply
+    # sent on one replica reaches the fan's socket on another). Empty (the default): one
+    # process, in-process bus and rooms.
+    redis_url: str = Field(default="", validation_alias="REDIS_URL")
+    # Prefix of the desk's keys in Redis: the stream "<prefix>:events" and socket.io's channel
+    # "<prefix>:socketio" (default "switchboard"; tests and several desks on one Redis differ).
+    redis_prefix: str = Field(default="switchboard", min_length=1,
+                              validation_alias="REDIS_PREFIX")
+    # Events the Redis stream keeps (about; older ones are trimmed): how far back an inbox that
+    # reconnects can resume before it must re-sync. Default 50000.
+    event_stream_maxlen: int = Field(default=50_000, ge=1000,
+                                     validation_alias="EVENT_STREAM_MAXLEN")
+    # Events one replica holds in memory while Redis is unreachable (published in order when it
+    # is back); past this the oldest are dropped and every inbox re-syncs. Default 10000.
+    event_buffer: int = Field(default=10_000, ge=100, validation_alias="EVENT_BUFFER")
+
     # Triage (api/triage/): loaded once at startup, in a worker thread.
     triage_model_dir: Path = Field(
         default=REPO_ROOT / "models" / "triage", validation_alias="TRIAGE_MODEL_DIR"

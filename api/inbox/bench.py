@@ -235,14 +235,14 @@ async def sse_part(url: str, args) -> dict:
                                      headers={"Authorization": f"Bearer {tokens[i]}"}) as r:
                 r.raise_for_status()
                 kind = None
-                event_id = 0
+                event_id = ""
                 async for line in r.aiter_lines():
                     if line.startswith("event: "):
                         kind = line[7:]
                         if kind == "hello":
                             ready[i].set()
                     elif line.startswith("id: ") and kind is None:
-                        event_id = int(line[4:])
+                        event_id = line[4:]  # "5", or a Redis stream id "ms-seq"
                     elif line == "" and kind == "staff.presence_changed":
                         stamp = time.perf_counter()
                         k = ids.setdefault(event_id, state["event"])
@@ -257,7 +257,7 @@ async def sse_part(url: str, args) -> dict:
                         kind = None
 
         state = {"event": -1}
-        ids: dict[int, int] = {}  # bus event id -> the k-th toggle
+        ids: dict[str, int] = {}  # bus event id -> the k-th toggle
         tasks = [asyncio.create_task(listen(i)) for i in range(args.clients)]
         await asyncio.wait_for(asyncio.gather(*(e.wait() for e in ready)), 30)
         latencies: list[float] = []

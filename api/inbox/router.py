@@ -20,7 +20,8 @@ from api.columns import ID_MAX
 from api.conversations.router import _run
 from api.dependencies import ServicesDep
 from api.enums import StaffRole
-from api.inbox import schemas, service, sessions
+from api.events import id_order
+from api.inbox import schemas, service, sessions, visibility
 from api.inbox.models import CannedResponse
 from api.ratelimit.dependencies import login_allowed
 from api.staff.models import Staff
@@ -378,13 +379,28 @@ async def delete_canned(canned_id: RowId, staff: CurrentStaff,
 @api.get("/events")
 async def events(request: Request, staff: CurrentStaff, services: ServicesDep,
                  last_event_id: Annotated[str | None, Header()] = None,
-                 after: int | None = None) -> StreamingResponse:
-    """Server-sent events from the switchboard's bus; resume with ``Last-Event-ID`` (or
-    ``?after=``) from the per-process ring buffer."""
-    last = after
-    if last_event_id and last_event_id.strip().isdigit():
-        last = int(last_event_id.strip())
-    body = services.stream.follow(last_id=last, disconnected=request.is_disconnected)
+                 after: str | None = None) -> StreamingResponse:
+    """Server-sent events from the switchboard's bus, only those I may see (the inbox's read
+    rule); resume with ``Last-Event-ID`` (or ``?after=``): from this process's ring, or with
+    REDIS_URL from the shared stream, on any replica. An id the history no longer holds gets
+    a ``resync`` event."""
+    last = _event_id(last_event_id) or _event_id(after)
+    viewer = await services.db.run(visibility.viewer, staff_id=staff.id)
+    if viewer is None:
+        raise HTTPException(401, "session expired; sign in again")
+    body = services.stream.follow(last_id=last, disconnected=request.is_disconnected,
+                                  viewer=viewer, topics=services.handoff.topics)
     return StreamingResponse(body, media_type="text/event-stream",
                              headers={"Cache-Control": "no-store",
                                       "X-Accel-Buffering": "no"})
+
+
+def _event_id(value: str | None) -> str | None:
+    """An event id as sent back by a browser (``5``, ``1733066400000-3``), or None for
+    anything else (a stream without one starts with ``hello``, as it always did)."""
+    value = (value or "").strip()
+    try:
+        id_order(value)
+    except ValueError:
+        return None
+    return value

@@ -57,6 +57,13 @@ def can_take(staff: Staff, conversation: Conversation, topics: Mapping[str, Topi
     return topic in skills or bool(rule and rule.fallback_skill in skills)
 
 
+def may_read(staff: Staff, conversation: Conversation,
+             topics: Mapping[str, TopicRule]) -> bool:
+    """The inbox's read rule: staff read their own threads and those they could take;
+    supervisors read all (the live event stream filters by it too: api/inbox/visibility.py)."""
+    return may_act(staff, conversation) or can_take(staff, conversation, topics)
+
+
 def last_texts(session: Session, statuses: list[ConversationStatus]) -> dict[int, str]:
     """Each thread's last message text (not activity), for threads in ``statuses``: one query."""
     last_ids = (select(func.max(Message.id))
@@ -168,7 +175,7 @@ def context(session: Session, *, conversation_id: int, staff_id: int,
     staff = session.get(Staff, staff_id)
     if c is None or staff is None:
         raise LookupError("conversation not found")
-    if not (may_act(staff, c) or can_take(staff, c, topics)):
+    if not may_read(staff, c, topics):
         raise NotAllowed("this conversation is not assigned to you")
     names = {s.id: s for s in session.scalars(select(Staff))}
     transcript = []

@@ -121,7 +121,10 @@ class WebchatChannel:
     """socket.io server (python-socketio) plus the deliverer for web chat conversations."""
 
     def __init__(self, *, db: Database, relay: Relay, settings: Settings, intake: Intake,
-                 ratelimits: RateLimits | None = None, metrics: Metrics | None = None) -> None:
+                 ratelimits: RateLimits | None = None, metrics: Metrics | None = None,
+                 client_manager: socketio.AsyncManager | None = None) -> None:
+        """``client_manager``: socket.io's rooms across replicas (api.main.socketio_manager:
+        the Redis manager when REDIS_URL is set); None keeps them in this process."""
         self.db = db
         self.relay = relay
         self.settings = settings
@@ -141,6 +144,7 @@ class WebchatChannel:
             engineio_logger=False,
             # Polling bodies and WebSocket messages (uvicorn's ws_max_size caps frames too).
             max_http_buffer_size=settings.websocket_max_bytes,
+            client_manager=client_manager,
         )
         self.idle_limit = dt.timedelta(days=settings.webchat_session_idle_days)
         self.sio.on("connect", self.on_connect)
