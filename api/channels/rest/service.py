@@ -26,6 +26,11 @@ async def replies_for(db: Database, received: Received, *, wait_s: float) -> lis
     after that the replies not collected yet, and the turn's reply leads a later request)."""
     conversation_id = received.conversation.id
     if received.duplicate_of is None:
+        # Its own replies too: a resend racing this request may have collected them first.
+        own = (await db.run(flows.replay, message_id=received.message_id)
+               if received.message_id is not None else None)
+        if own is not None:
+            return own
         return await db.run(flows.take_undelivered, conversation_id=conversation_id)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
