@@ -146,6 +146,11 @@ class Settings(BaseSettings):
         default=REPO_ROOT / "models" / "triage", validation_alias="TRIAGE_MODEL_DIR"
     )
     triage_history: int = Field(default=5, validation_alias="TRIAGE_HISTORY")
+    # Read the semantic layer in a process of its own (one per switchboard process, about
+    # 150 MB), so its pure-Python tokenizer never holds the GIL while the event loop handles
+    # Rasa's answer; false: in a worker thread (+1-2 ms on a fan's turn; the tests use this).
+    triage_semantic_process: bool = Field(default=True,
+                                          validation_alias="TRIAGE_SEMANTIC_PROCESS")
 
     # Staff API authentication: signed bearer tokens with an expiry; argon2 password hashes.
     auth_token_secret: str = Field(

@@ -5,8 +5,10 @@ The switchboard runs in-process on a temporary SQLite database against the local
 which answers after ``--rasa-ms`` (real Rasa takes 60–70 ms here). REST turns of ordinary
 messages are timed in three set-ups, interleaved round by round so machine load hits all alike:
 
-- ``as built``: patterns before the bot, the semantic layer in a worker thread while Rasa
-  answers (the bot's reply is held until it has decided);
+- ``as built``: patterns before the bot, the semantic layer in its own worker process while
+  Rasa answers (the bot's reply is held until it has decided);
+- ``worker thread``: the same, with the semantic layer in a worker thread of the switchboard's
+  process (``TRIAGE_SEMANTIC_PROCESS=false``; the desk before the worker process);
 - ``semantic first``: the same triage with the semantic layer run before Rasa (the naive place);
 - ``no semantic layer``: patterns and emotion only (the desk before this layer).
 """
@@ -54,8 +56,8 @@ async def run(rounds: int, rasa_ms: float) -> dict[str, list[float]]:
     rasa = FakeRasa().start()
     rasa.delay = rasa_ms / 1000
     actions = FakeActionServer().start()
-    timings: dict[str, list[float]] = {"as built": [], "semantic first": [],
-                                       "no semantic layer": []}
+    timings: dict[str, list[float]] = {"as built": [], "worker thread": [],
+                                       "semantic first": [], "no semantic layer": []}
     apps = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -66,7 +68,8 @@ async def run(rounds: int, rasa_ms: float) -> dict[str, list[float]]:
                                     RASA_URL=rasa.url, RASA_TOKEN=FakeRasa.TOKEN,
                                     ACTION_SERVER_URL=actions.url + "/webhook",
                                     STAFF_FILE=str(ROOT / "data" / "staff.yml"),
-                                    DB_AUTO_MIGRATE=False)
+                                    DB_AUTO_MIGRATE=False,
+                                    TRIAGE_SEMANTIC_PROCESS=name == "as built")
                 triage = without if name == "no semantic layer" else full
                 app = create_app(settings, triage=triage, timers=False)
                 apps[name] = app
@@ -74,6 +77,7 @@ async def run(rounds: int, rasa_ms: float) -> dict[str, list[float]]:
                 clients = {name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                                    base_url="http://bench")
                            for name, app in apps.items()}
+                await _worker_up(apps["as built"].state.services.handoff)
                 manager = apps["semantic first"].state.services.handoff
                 manager.assess = SemanticFirst(manager).assess
                 for i in range(rounds):
@@ -91,6 +95,14 @@ async def run(rounds: int, rasa_ms: float) -> dict[str, list[float]]:
         rasa.stop()
         actions.stop()
     return timings
+
+
+async def _worker_up(manager, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not manager.meaning_in_own_process:
+        if time.monotonic() > deadline:
+            raise SystemExit("the semantic worker process did not start")
+        await asyncio.sleep(0.1)
 
 
 class _lifespans:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # loading api.triage pulls in spaCy: only at startup, never a
     from api.triage import Assessment, Triage
     from api.triage.language import LanguageGuesser
     from api.triage.semantic import SemanticVerdict
+    from api.triage.worker import MeaningWorker
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ class HandoffManager:
         # every thread of the pool the database calls need (created on first use: a limiter
         # belongs to the running loop).
         self._triage_slot: anyio.CapacityLimiter | None = None
+        # The semantic layer in its own process (TRIAGE_SEMANTIC_PROCESS), once it is up.
+        self._meaning_worker: MeaningWorker | None = None
         self._tasks: set[asyncio.Task] = set()
         self._timer_task: asyncio.Task | None = None
         self.alerts_sent = 0
@@ -63,6 +67,7 @@ class HandoffManager:
         self._ready = asyncio.Event()
         if self.triage is not None:
             self._ready.set()
+            self._spawn(self._start_meaning_worker())
         else:
             self._spawn(self._load_triage())
         if timers:
@@ -75,6 +80,8 @@ class HandoffManager:
         within the alert timeout, rather than drop it."""
         if self._timer_task:
             self._timer_task.cancel()
+        if self._meaning_worker is not None:
+            self._meaning_worker.close()
         if self.alerts is not None:
             self.alerts.close()  # held flood summaries go out before shutdown
         pending = list(self._tasks)
@@ -100,11 +107,28 @@ class HandoffManager:
                                     staff_yml=self.settings.staff_file)
             )
             log.info("triage loaded from %s", self.settings.triage_model_dir)
+            self._spawn(self._start_meaning_worker())
         except Exception as exc:  # /healthz reports it; fan messages still reach the bot
             self.triage_error = f"{type(exc).__name__}: {exc}"[:300]
             log.error("triage could not be loaded: %s", self.triage_error)
         finally:
             self._ready.set()
+
+    async def _start_meaning_worker(self) -> None:
+        semantic = self.triage.semantic if self.triage is not None else None
+        if not self.settings.triage_semantic_process or semantic is None or not semantic.model_dir:
+            return
+        from api.triage.worker import MeaningWorker
+
+        worker = MeaningWorker(semantic.model_dir)
+        await worker.start()
+        if worker.ready:
+            self._meaning_worker = worker
+
+    @property
+    def meaning_in_own_process(self) -> bool:
+        """The semantic layer is read by its worker process (not a thread of this one)."""
+        return self._meaning_worker is not None and self._meaning_worker.ready
 
     @property
     def ready(self) -> bool:
@@ -154,9 +178,16 @@ class HandoffManager:
             limiter=self._triage_slot)
 
     async def meaning(self, text: str) -> SemanticVerdict | None:
-        """The semantic layer's verdict, in a worker thread (it needs no lock: numpy only)."""
+        """The semantic layer's verdict: in its worker process when that is up, else in a
+        worker thread (it needs no lock: numpy only)."""
         if self.triage is None:
             return None
+        worker = self._meaning_worker
+        if worker is not None and worker.ready:
+            try:
+                return await worker.classify(text)
+            except BrokenProcessPool:
+                self._meaning_worker = None  # the worker logged it; read in-process from now on
         return await anyio.to_thread.run_sync(self.triage.meaning, text)
 
     def decide(self, assessment: Assessment, turn: BotTurn | None = None) -> dict[str, Any]:

@@ -166,8 +166,10 @@ class SemanticModel:
     def __init__(self, *, encoder: Encoder, ngrams: CharNgrams, labels: Sequence[str],
                  weights: np.ndarray, bias: np.ndarray, thresholds: Thresholds,
                  example_vectors: np.ndarray, example_labels: Sequence[str],
-                 example_texts: Sequence[str], meta: dict[str, Any] | None = None) -> None:
+                 example_texts: Sequence[str], meta: dict[str, Any] | None = None,
+                 model_dir: Path | None = None) -> None:
         self.encoder = encoder
+        self.model_dir = model_dir  # where it was loaded from (a worker process loads it too)
         self.ngrams = ngrams
         self.labels = tuple(labels)
         self.weights = weights
@@ -191,7 +193,8 @@ class SemanticModel:
                    thresholds=Thresholds(**meta["thresholds"]),
                    example_vectors=data["example_vectors"],
                    example_labels=[str(x) for x in data["example_labels"]],
-                   example_texts=[str(x) for x in data["example_texts"]], meta=meta)
+                   example_texts=[str(x) for x in data["example_texts"]], meta=meta,
+                   model_dir=Path(model_dir))
 
     @property
     def stamp(self) -> str | None:

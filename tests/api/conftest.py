@@ -208,6 +208,7 @@ def make_settings(database_url, fake_rasa, fake_actions):
             STAFF_FILE=str(REPO_ROOT / "data" / "staff.yml"),
             DB_AUTO_MIGRATE=False,
             MESSENGER_BACKOFF_S=0.01,
+            TRIAGE_SEMANTIC_PROCESS=False,  # one spawned process per test app is too slow
         )
         values.update(overrides)
         return Settings(_env_file=None, **values)
