@@ -634,14 +634,5 @@ def take_undelivered(session: Session, *, conversation_id: int) -> list[Outgoing
     return [out_ref(r) for r in rows]
 
 
-def set_delivery(
-    session: Session, *, message_ids: list[int], status: DeliveryStatus, error: str | None = None
-) -> None:
-    conversations.mark_delivery(
-        session=session, message_ids=message_ids, status=status, error=error
-    )
-    session.commit()
-
-
 def due_conversations(session: Session) -> list[int]:
     return conversations.conversations_due_for_relay(session=session, now=utcnow())

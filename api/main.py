@@ -36,6 +36,7 @@ from api.logs import RequestIds
 from api.metrics.metrics import Metrics
 from api.metrics.router import router as metrics_router
 from api.operator.router import pages as operator_pages_router
+from api.outbox.worker import OutboxWorker
 from api.ratelimit.alerts import UrgentAlerts
 from api.ratelimit.limiter import RateLimits
 from api.registry.router import router as models_router
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
                         "REST_JWT_SECRET")
         await services.handoff.start(timers=timers)
         await services.relay.start()
+        await services.outbox.start()
         await services.stream.start()
         await services.training.start()
         try:
@@ -152,6 +154,8 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
         finally:
             await services.training.stop()
             await services.stream.stop()
+            await services.webchat.close()
+            await services.outbox.stop()
             await services.relay.stop()
             await services.handoff.stop()
             await services.http.aclose()
@@ -185,6 +189,9 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
     services = Services(settings=settings, db=db, bus=bus, http=http, rasa=rasa, relay=relay,
                         auth=auth, ratelimits=ratelimits, alerts=alerts, metrics=metrics)
     services.stream = EventStream(bus)
+    # Delivers every push channel's replies from the outbox (its own component; the relay and
+    # the staff paths only wake it).
+    services.outbox = OutboxWorker(db=db, settings=settings, metrics=metrics, bus=bus)
     services.training = TrainingRunner(db, settings)
     from api.routing.service import load_topics
 
@@ -197,8 +204,8 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
     services.languages = LanguageDecider(services.handoff.language_guesser,
                                          default=settings.default_language)
     services.webchat = WebchatChannel(db=db, relay=relay, settings=settings,
-                                      languages=services.languages, ratelimits=ratelimits,
-                                      alerts=alerts, metrics=metrics)
+                                      outbox=services.outbox, languages=services.languages,
+                                      ratelimits=ratelimits, alerts=alerts, metrics=metrics)
     if settings.messenger_enabled:
         client = SendApiClient(
             graph_url=settings.messenger_graph_url, page_token=settings.messenger_page_token,
@@ -207,7 +214,8 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
             metrics=metrics,
         )
         services.messenger = MessengerChannel(db=db, relay=relay, client=client,
-                                              settings=settings, metrics=metrics)
+                                              settings=settings, outbox=services.outbox,
+                                              metrics=metrics)
     app.state.services = services
 
     @app.exception_handler(RequestValidationError)

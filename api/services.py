@@ -37,4 +37,5 @@ class Services:
     handoff: Any = None  # api.handoff.manager.HandoffManager
     stream: Any = None  # api.inbox.stream.EventStream
     training: Any = None  # api.training.runner.TrainingRunner
+    outbox: Any = None  # api.outbox.worker.OutboxWorker: delivers the push channels' replies
     extras: dict[str, Any] = field(default_factory=dict)

@@ -5,10 +5,19 @@ the id and leaves the previous session's; a well-formed unknown id opens a conve
 a known one rejoins it unless idle too long; otherwise the server issues a random id, which
 rasa-webchat stores); ``user_uttered {"message", "session_id", "customData"}`` → ``bot_uttered``
 per reply. Browsers may connect only from our own page or the brand's sites (``origin_check``).
+
+Delivery (api/outbox): the widget never acknowledges ``bot_uttered``, so a reply counts as
+delivered when it was emitted to a socket of the fan's session that was connected then and is
+still connected at the next engine.io ping. engine.io closes a socket from which nothing (no
+pong) arrived for ping interval + time-out, so a socket still open that long after the emit
+answered a ping sent after it (:meth:`WebchatChannel._prove`). A reply whose sockets all dropped
+first, or stored while none was connected, waits and is sent, in order, at the session's next
+``session_request`` (the widget sends one on every reconnect).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import re
@@ -21,10 +30,12 @@ from api import flows
 from api.channels.common import BadMessage, check_text, log_unknown_fields, signed_text
 from api.conversations.language import LanguageDecider, declared
 from api.db import Database
-from api.enums import Channel, DeliveryStatus
+from api.enums import Channel
 from api.flows import ConversationRef, OutgoingRef
 from api.logs import bind_conversation
 from api.metrics.metrics import Metrics
+from api.outbox.flows import Delivery
+from api.outbox.worker import Emitted, NoSocket, OutboxWorker, Outcome
 from api.ratelimit.address import UNKNOWN, client_address
 from api.ratelimit.alerts import UrgentAlerts
 from api.ratelimit.limiter import RateLimits, Scope
@@ -33,6 +44,9 @@ from api.settings import Settings
 from api.text import first_unstorable
 
 log = logging.getLogger(__name__)
+
+# Slack past engine.io's ping interval + time-out before a still-open socket counts as proof.
+PROOF_MARGIN_S = 1.0
 
 # A client-chosen id is kept only when it is long enough not to be guessed or shared by accident.
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")  # fullmatch: "$" would allow a final "\n"
@@ -121,11 +135,12 @@ def origin_check(brand_sites: frozenset[str]) -> Callable[[str | None, dict], bo
 class WebchatChannel:
     """socket.io server (python-socketio) plus the deliverer for web chat conversations."""
 
-    def __init__(self, *, db: Database, relay: Relay, settings: Settings,
+    def __init__(self, *, db: Database, relay: Relay, settings: Settings, outbox: OutboxWorker,
                  languages: LanguageDecider | None = None, ratelimits: RateLimits | None = None,
                  alerts: UrgentAlerts | None = None, metrics: Metrics | None = None) -> None:
         self.db = db
         self.relay = relay
+        self.outbox = outbox
         self.settings = settings
         self.languages = languages
         self.ratelimits = ratelimits
@@ -137,6 +152,11 @@ class WebchatChannel:
         # through).
         self.addresses: dict[str, str] = {}
         self.first_message: set[str] = set()
+        # Per socket, the session it confirmed; per emitted outbox row awaiting its proof, the
+        # sockets it was emitted to and its conversation.
+        self.sessions: dict[str, str] = {}
+        self.unproven: dict[int, tuple[int, set[str]]] = {}
+        self._proofs: set[asyncio.Task] = set()
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
             cors_allowed_origins=origin_check(settings.webchat_origins),
@@ -144,6 +164,8 @@ class WebchatChannel:
             engineio_logger=False,
             # Polling bodies and WebSocket messages (uvicorn's ws_max_size caps frames too).
             max_http_buffer_size=settings.websocket_max_bytes,
+            ping_interval=settings.webchat_ping_interval_s,
+            ping_timeout=settings.webchat_ping_timeout_s,
         )
         self.idle_limit = dt.timedelta(days=settings.webchat_session_idle_days)
         self.sio.on("connect", self.on_connect)
@@ -151,6 +173,7 @@ class WebchatChannel:
         self.sio.on("session_request", self.on_session_request)
         self.sio.on("user_uttered", self.on_user_uttered)
         relay.deliverers[Channel.webchat] = self
+        outbox.senders[Channel.webchat] = self
 
     @property
     def connections(self) -> int:
@@ -169,6 +192,8 @@ class WebchatChannel:
         log.debug("webchat disconnect %s", sid)
         self.addresses.pop(sid, None)
         self.first_message.discard(sid)
+        self.sessions.pop(sid, None)
+        await self._dropped(sid)
 
     async def _limited(self, sid: str, language: str | None, table: dict[str, str],
                        *steps: tuple[Scope, str]) -> bool:
@@ -206,12 +231,17 @@ class WebchatChannel:
         for room in self.sio.rooms(sid):
             if room not in (sid, session_id):
                 await self.sio.leave_room(sid, room)
+        if self.sessions.get(sid) not in (None, session_id):
+            await self._dropped(sid)  # what the previous session's replies reached is unproven
         await self.sio.enter_room(sid, session_id)
+        self.sessions[sid] = session_id
         await self.sio.save_session(sid, {"session_id": session_id, "conversation_id": conv.id})
         bind_conversation(conv.id)
         self.first_message.add(sid)
         await self.sio.emit("session_confirm", session_id, to=sid)
         log.info("webchat session confirmed for conversation %s", conv.id)
+        # Replies that waited for a socket of this session (or lost theirs) go out now, in order.
+        await self.outbox.deliver_conversation(conv.id)
 
     async def _tell(self, sid: str, table: dict[str, str], language: str | None, code: str) -> None:
         await self.sio.emit(
@@ -276,15 +306,65 @@ class WebchatChannel:
         elif received.held and self.relay.handoff is not None:
             await self.relay.handoff.on_held(received.conversation, received.message_id)
 
-    # -- Deliverer --------------------------------------------------------------------------
+    # -- Deliverer and outbox sender ----------------------------------------------------------
     async def deliver(self, *, conversation: ConversationRef, messages: list[OutgoingRef]) -> None:
-        for message in messages:
-            for payload in to_bot_uttered(message):
-                await self.sio.emit("bot_uttered", payload, room=conversation.external_id)
-        self.metrics.delivery(Channel.webchat, "sent", len(messages))
-        await self.db.run(
-            flows.set_delivery, message_ids=[m.id for m in messages], status=DeliveryStatus.sent
-        )
+        """The replies are in the outbox already (stored with them): send them now."""
+        await self.outbox.deliver_conversation(conversation.id)
 
     async def typing(self, *, conversation: ConversationRef) -> None:
         return None
+
+    def local_recipients(self) -> frozenset[str]:
+        """Sessions with a socket on this process: only here can their replies be proven."""
+        return frozenset(self.sessions.values())
+
+    async def send(self, delivery: Delivery) -> Outcome:
+        sids = {sid for sid, session in self.sessions.items() if session == delivery.recipient}
+        if not sids:
+            return NoSocket()
+        for payload in to_bot_uttered(delivery.message):
+            for sid in sorted(sids):
+                await self.sio.emit("bot_uttered", payload, to=sid)
+        window = self.settings.webchat_ping_interval_s + self.settings.webchat_ping_timeout_s
+        self.unproven[delivery.outbox_id] = (delivery.conversation_id, sids)
+        task = asyncio.create_task(self._prove(delivery.outbox_id, window + PROOF_MARGIN_S))
+        self._proofs.add(task)
+        task.add_done_callback(self._proofs.discard)
+        # Held past the proof: a worker elsewhere takes it over only if this process died.
+        return Emitted(hold_s=2 * window + PROOF_MARGIN_S)
+
+    async def _prove(self, outbox_id: int, after_s: float) -> None:
+        """After the next ping has had its time: delivered if a socket it was emitted to is
+        still connected (a dropped one was handled by :meth:`_dropped`)."""
+        await asyncio.sleep(after_s)
+        entry = self.unproven.pop(outbox_id, None)
+        if entry is None:
+            return
+        conversation_id, sids = entry
+        proven = any(sid in self.sessions for sid in sids)
+        try:
+            await self.outbox.prove(conversation_id, delivered=[outbox_id] if proven else [],
+                                    released=[] if proven else [outbox_id])
+        except Exception:  # the lease expires and the row is sent again: never lost
+            log.exception("outbox %s: web chat proof not recorded", outbox_id)
+
+    async def _dropped(self, sid: str) -> None:
+        """A socket left its session: the rows emitted only to it wait for a reconnect."""
+        released: dict[int, list[int]] = {}
+        for outbox_id, (conversation_id, sids) in list(self.unproven.items()):
+            if sid in sids:
+                sids.discard(sid)
+                if not sids:
+                    del self.unproven[outbox_id]
+                    released.setdefault(conversation_id, []).append(outbox_id)
+        for conversation_id, ids in released.items():
+            log.info("webchat socket dropped before proof: %s replies of conversation %s wait",
+                     len(ids), conversation_id)
+            await self.outbox.prove(conversation_id, delivered=[], released=ids)
+
+    async def close(self) -> None:
+        """Stop waiting for proofs (shutdown): their rows are taken over once leases expire."""
+        tasks = list(self._proofs)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
