@@ -89,6 +89,10 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._locks: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task] = set()
+        # A round's lease, and per conversation the rows it leased until they are handled: a
+        # caller delivering a conversation inline waits for those too (see deliver_conversation).
+        self._round_lease = asyncio.Lock()
+        self._in_round: dict[int, asyncio.Event] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -143,18 +147,31 @@ class OutboxWorker:
     async def run_round(self) -> int:
         """Lease the due heads of every conversation's queue and deliver them, conversations in
         parallel. Returns how many rows were leased."""
-        leased = await self.db.run(flows.lease_due, lease_s=self.settings.outbox_lease_s,
-                                   limit=self.settings.outbox_batch,
-                                   webchat_recipients=self._recipients())
+        async with self._round_lease:
+            leased = await self.db.run(flows.lease_due, lease_s=self.settings.outbox_lease_s,
+                                       limit=self.settings.outbox_batch,
+                                       webchat_recipients=self._recipients())
+            for d in leased:
+                self._in_round[d.conversation_id] = asyncio.Event()
         if leased:
-            await asyncio.gather(*(self._conversation(d.conversation_id, first=d)
-                                   for d in leased))
+            await asyncio.gather(*(self._round_conversation(d) for d in leased))
         return len(leased)
+
+    async def _round_conversation(self, first: Delivery) -> None:
+        try:
+            await self._conversation(first.conversation_id, first=first)
+        finally:
+            self._in_round.pop(first.conversation_id).set()
 
     async def deliver_conversation(self, conversation_id: int) -> None:
         """Deliver a conversation's due rows now, in order (the relay and staff replies call
-        this right after storing a reply, so delivery stays immediate)."""
+        this right after storing a reply, so delivery stays immediate); returns once they are
+        handled, also when a round of this process leased them first."""
         await self._conversation(conversation_id)
+        async with self._round_lease:
+            in_round = self._in_round.get(conversation_id)
+        if in_round is not None:
+            await in_round.wait()
 
     async def _conversation(self, conversation_id: int, first: Delivery | None = None) -> None:
         bind_conversation(conversation_id)

@@ -127,7 +127,9 @@ async def test_connected_socket_proves_delivery_at_the_next_ping(server, fake_ra
     try:
         await widget.say("hello", SESSION)
         assert await widget.next() == {"text": "echo: hello"}
-        assert outgoing(services)[0][1:] == (DeliveryStatus.sent, OutboxStatus.emitted)
+        # the fan may see it a moment before the emit is recorded
+        await wait_for(lambda: outgoing(services)[0][1:] == (DeliveryStatus.sent,
+                                                            OutboxStatus.emitted), 2)
         await wait_for(lambda: outgoing(services)[0][1:] == (DeliveryStatus.delivered,
                                                             OutboxStatus.sent), 5)
     finally:
