@@ -10,9 +10,12 @@ Delivery (api/outbox): the widget never acknowledges ``bot_uttered``, so a reply
 delivered when it was emitted to a socket of the fan's session that was connected then and is
 still connected at the next engine.io ping. engine.io closes a socket from which nothing (no
 pong) arrived for ping interval + time-out, so a socket still open that long after the emit
-answered a ping sent after it (:meth:`WebchatChannel._prove`). A reply whose sockets all dropped
-first, or stored while none was connected, waits and is sent, in order, at the session's next
-``session_request`` (the widget sends one on every reconnect).
+answered a ping sent after it (:meth:`WebchatChannel._prove`). A socket the page itself closed
+(a reload, a closed tab: the transport closed with no ping overdue) a second or more after the
+emit counts too: it was working well past the reply, which the widget has shown and stored, so a
+reload replays nothing already shown. A reply whose sockets all dropped first, or stored while
+none was connected, waits and is sent, in order, at the session's next ``session_request`` (the
+widget sends one on every reconnect).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import asyncio
 import datetime as dt
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,8 +49,12 @@ from api.text import first_unstorable
 
 log = logging.getLogger(__name__)
 
-# Slack past engine.io's ping interval + time-out before a still-open socket counts as proof.
+# Slack past engine.io's ping interval + time-out before a still-open socket counts as proof;
+# also how long before a clean close an emit must have been to count as shown.
 PROOF_MARGIN_S = 1.0
+# Why a socket closed, as python-socketio says: the client's own doing (not a ping time-out).
+CLEAN_CLOSE = frozenset({socketio.AsyncServer.reason.CLIENT_DISCONNECT,
+                         socketio.AsyncServer.reason.TRANSPORT_CLOSE})
 
 # A client-chosen id is kept only when it is long enough not to be guessed or shared by accident.
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")  # fullmatch: "$" would allow a final "\n"
@@ -155,7 +163,8 @@ class WebchatChannel:
         # Per socket, the session it confirmed; per emitted outbox row awaiting its proof, the
         # sockets it was emitted to and its conversation.
         self.sessions: dict[str, str] = {}
-        self.unproven: dict[int, tuple[int, set[str]]] = {}
+        self.unproven: dict[int, tuple[int, set[str], float]] = {}
+        self.transports: dict[str, Any] = {}  # per socket, its engine.io socket (its pings)
         self._proofs: set[asyncio.Task] = set()
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
@@ -186,6 +195,7 @@ class WebchatChannel:
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> bool:
         log.debug("webchat connect %s", sid)
         self.addresses[sid] = client_address(environ, self.settings)
+        self.transports[sid] = self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, "/"))
         return True
 
     async def on_disconnect(self, sid: str, *args: Any) -> None:
@@ -193,7 +203,9 @@ class WebchatChannel:
         self.addresses.pop(sid, None)
         self.first_message.discard(sid)
         self.sessions.pop(sid, None)
-        await self._dropped(sid)
+        transport = self.transports.pop(sid, None)
+        await self._dropped(sid, clean=bool(args) and args[0] in CLEAN_CLOSE
+                            and not _ping_overdue(transport))
 
     async def _limited(self, sid: str, language: str | None, table: dict[str, str],
                        *steps: tuple[Scope, str]) -> bool:
@@ -326,7 +338,7 @@ class WebchatChannel:
             for sid in sorted(sids):
                 await self.sio.emit("bot_uttered", payload, to=sid)
         window = self.settings.webchat_ping_interval_s + self.settings.webchat_ping_timeout_s
-        self.unproven[delivery.outbox_id] = (delivery.conversation_id, sids)
+        self.unproven[delivery.outbox_id] = (delivery.conversation_id, sids, time.monotonic())
         task = asyncio.create_task(self._prove(delivery.outbox_id, window + PROOF_MARGIN_S))
         self._proofs.add(task)
         task.add_done_callback(self._proofs.discard)
@@ -340,7 +352,7 @@ class WebchatChannel:
         entry = self.unproven.pop(outbox_id, None)
         if entry is None:
             return
-        conversation_id, sids = entry
+        conversation_id, sids, _ = entry
         proven = any(sid in self.sessions for sid in sids)
         try:
             await self.outbox.prove(conversation_id, delivered=[outbox_id] if proven else [],
@@ -348,19 +360,29 @@ class WebchatChannel:
         except Exception:  # the lease expires and the row is sent again: never lost
             log.exception("outbox %s: web chat proof not recorded", outbox_id)
 
-    async def _dropped(self, sid: str) -> None:
-        """A socket left its session: the rows emitted only to it wait for a reconnect."""
-        released: dict[int, list[int]] = {}
-        for outbox_id, (conversation_id, sids) in list(self.unproven.items()):
-            if sid in sids:
-                sids.discard(sid)
-                if not sids:
-                    del self.unproven[outbox_id]
-                    released.setdefault(conversation_id, []).append(outbox_id)
-        for conversation_id, ids in released.items():
-            log.info("webchat socket dropped before proof: %s replies of conversation %s wait",
-                     len(ids), conversation_id)
-            await self.outbox.prove(conversation_id, delivered=[], released=ids)
+    async def _dropped(self, sid: str, *, clean: bool = False) -> None:
+        """A socket left its session: the rows emitted to it are delivered when the page closed
+        it cleanly well after the emit; otherwise, once no socket they reached is left, they
+        wait for a reconnect."""
+        settled: dict[int, tuple[list[int], list[int]]] = {}
+        now = time.monotonic()
+        for outbox_id, (conversation_id, sids, emitted_at) in list(self.unproven.items()):
+            if sid not in sids:
+                continue
+            delivered, released = settled.setdefault(conversation_id, ([], []))
+            if clean and now - emitted_at >= PROOF_MARGIN_S:
+                del self.unproven[outbox_id]
+                delivered.append(outbox_id)
+                continue
+            sids.discard(sid)
+            if not sids:
+                del self.unproven[outbox_id]
+                released.append(outbox_id)
+        for conversation_id, (delivered, released) in settled.items():
+            if released:
+                log.info("webchat socket dropped before proof: %s replies of conversation %s "
+                         "wait", len(released), conversation_id)
+            await self.outbox.prove(conversation_id, delivered=delivered, released=released)
 
     async def close(self) -> None:
         """Stop waiting for proofs (shutdown): their rows are taken over once leases expire."""
@@ -368,3 +390,11 @@ class WebchatChannel:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _ping_overdue(transport: Any) -> bool:
+    """Whether engine.io was waiting for a pong longer than a round trip when the socket
+    closed (``last_ping``: when the unanswered ping went out): a dropped client, not a page
+    that closed its socket."""
+    last_ping = getattr(transport, "last_ping", None)
+    return bool(last_ping) and time.time() - last_ping > PROOF_MARGIN_S
