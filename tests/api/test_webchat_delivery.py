@@ -10,6 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from api.channels.webchat.socket import PROOF_MARGIN_S
 from api.conversations import service as conversations
 from api.conversations.models import Message
 from api.enums import Channel, ConversationStatus, DeliveryStatus, MessageKind, OutboxStatus
@@ -134,6 +135,23 @@ async def test_connected_socket_proves_delivery_at_the_next_ping(server, fake_ra
                                                             OutboxStatus.sent), 5)
     finally:
         await widget.close()
+    back = await open_widget(server)
+    try:
+        await nothing_more(back)
+    finally:
+        await back.close()
+
+
+async def test_page_closing_its_socket_after_the_reply_counts_as_shown(server, fake_rasa):
+    services = server.app.state.services
+    widget = await open_widget(server)
+    await widget.say("hello", SESSION)
+    assert await widget.next() == {"text": "echo: hello"}
+    await asyncio.sleep(PROOF_MARGIN_S + 0.1)  # the fan reads it, then reloads the page
+    await widget.close()
+    # proven by the clean close, before any ping could have done it
+    await wait_for(lambda: outgoing(services)[0][1:] == (DeliveryStatus.delivered,
+                                                        OutboxStatus.sent), 0.5)
     back = await open_widget(server)
     try:
         await nothing_more(back)
