@@ -161,7 +161,9 @@ class OutboxWorker:
         try:
             await self._conversation(first.conversation_id, first=first)
         finally:
-            self._in_round.pop(first.conversation_id).set()
+            done = self._in_round.pop(first.conversation_id, None)
+            if done is not None:
+                done.set()
 
     async def deliver_conversation(self, conversation_id: int) -> None:
         """Deliver a conversation's due rows now, in order (the relay and staff replies call
@@ -171,7 +173,10 @@ class OutboxWorker:
         async with self._round_lease:
             in_round = self._in_round.get(conversation_id)
         if in_round is not None:
-            await in_round.wait()
+            try:  # bounded: a send never holds its row longer than its lease
+                await asyncio.wait_for(in_round.wait(), self.settings.outbox_lease_s)
+            except TimeoutError:
+                log.warning("conversation %s: delivery still under way", conversation_id)
 
     async def _conversation(self, conversation_id: int, first: Delivery | None = None) -> None:
         bind_conversation(conversation_id)
