@@ -99,7 +99,6 @@ async def test_temporary_failures_retried_with_backoff_then_dead(
                                   OUTBOX_RETRY_MAX_S=0.4, OUTBOX_MAX_ATTEMPTS=3,
                                   MESSENGER_MAX_RETRIES=0)
     async for h in _harness(settings, triage=triage_engine, clock=clock, timers=False):
-        times = []
         await wait_for(lambda: rows(db)[0].status == OutboxStatus.dead, 5)
         times = [c["at"] for c in fake_graph.messages()]
         # the message behind it waited, in order, and went once the first was given up on
