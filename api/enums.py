@@ -70,9 +70,13 @@ class Presence(enum.StrEnum):
 
 
 class OutboxStatus(enum.StrEnum):
-    pending = "pending"
-    sent = "sent"
-    failed = "failed"
+    """A delivery row of the outbox (api/outbox)."""
+
+    pending = "pending"  # waiting to be sent (or for its retry time, or for a web chat socket)
+    emitted = "emitted"  # web chat: emitted to a connected socket, proof not yet seen
+    sent = "sent"  # handed to the channel (web chat: proven)
+    failed = "failed"  # refused for good by the channel (no retry can help)
+    dead = "dead"  # gave up after OUTBOX_MAX_ATTEMPTS temporary failures
 
 
 class LostPropertyStatus(enum.StrEnum):

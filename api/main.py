@@ -39,6 +39,7 @@ from api.logs import RequestIds
 from api.metrics.metrics import Metrics
 from api.metrics.router import router as metrics_router
 from api.operator.router import pages as operator_pages_router
+from api.outbox.worker import OutboxWorker
 from api.ratelimit.alerts import UrgentAlerts
 from api.ratelimit.limiter import RateLimits
 from api.registry.router import router as models_router
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
         await services.handoff.start(timers=timers)  # asks for the timers' lease
         await services.replica.start()  # first heartbeat (and lease) before any claim
         await services.relay.start()
+        await services.outbox.start()
         await services.stream.start()
         await services.training.start()
         try:
@@ -174,6 +176,8 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
         finally:
             await services.training.stop()
             await services.stream.stop()
+            await services.webchat.close()
+            await services.outbox.stop()
             await services.relay.stop()
             await services.handoff.stop()
             await services.replica.stop()  # after the relay: its left claims go to the others
@@ -211,6 +215,9 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
                         auth=auth, ratelimits=ratelimits, alerts=alerts, metrics=metrics)
     services.stream = EventStream(bus, threads=thread_lookup(db))
     services.replica = replica
+    # Delivers every push channel's replies from the outbox (its own component; the relay and
+    # the staff paths only wake it).
+    services.outbox = OutboxWorker(db=db, settings=settings, metrics=metrics, bus=bus)
     services.training = TrainingRunner(db, settings, replica)
     from api.routing.service import load_topics
 
@@ -226,8 +233,9 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
                              languages=services.languages, ratelimits=ratelimits,
                              alerts=alerts, metrics=metrics, handoff=services.handoff)
     services.webchat = WebchatChannel(db=db, relay=relay, settings=settings,
-                                      intake=services.intake, ratelimits=ratelimits,
-                                      metrics=metrics, client_manager=socketio_manager(settings))
+                                      intake=services.intake, outbox=services.outbox,
+                                      ratelimits=ratelimits, metrics=metrics,
+                                      client_manager=socketio_manager(settings))
     if settings.messenger_enabled:
         client = SendApiClient(
             graph_url=settings.messenger_graph_url, page_token=settings.messenger_page_token,
@@ -236,7 +244,8 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
             metrics=metrics,
         )
         services.messenger = MessengerChannel(db=db, relay=relay, client=client,
-                                              settings=settings, metrics=metrics)
+                                              settings=settings, outbox=services.outbox,
+                                              metrics=metrics)
     app.state.services = services
 
     @app.exception_handler(RequestValidationError)

@@ -40,4 +40,5 @@ class Services:
     stream: Any = None  # api.inbox.stream.EventStream
     training: Any = None  # api.training.runner.TrainingRunner
     replica: Any = None  # api.cluster.replica.Replica: heartbeat, leases
+    outbox: Any = None  # api.outbox.worker.OutboxWorker: delivers the push channels' replies
     extras: dict[str, Any] = field(default_factory=dict)

@@ -90,6 +90,21 @@ class Settings(BaseSettings):
     messenger_timeout_s: float = Field(default=10.0, validation_alias="MESSENGER_TIMEOUT_S")
     messenger_max_retries: int = Field(default=3, validation_alias="MESSENGER_MAX_RETRIES")
     messenger_backoff_s: float = Field(default=0.5, validation_alias="MESSENGER_BACKOFF_S")
+    # The delivery worker (api/outbox/worker.py). A send that fails temporarily (after the Send
+    # API client's quick retries above) is retried after OUTBOX_RETRY_BASE_S, doubling up to
+    # OUTBOX_RETRY_MAX_S, with jitter (defaults 5 s and 300 s), and marked dead — shown in the
+    # inbox as not delivered — once OUTBOX_MAX_ATTEMPTS attempts failed (default 8: about ten
+    # minutes).
+    outbox_retry_base_s: float = Field(default=5.0, gt=0, validation_alias="OUTBOX_RETRY_BASE_S")
+    outbox_retry_max_s: float = Field(default=300.0, gt=0, validation_alias="OUTBOX_RETRY_MAX_S")
+    outbox_max_attempts: int = Field(default=8, ge=1, validation_alias="OUTBOX_MAX_ATTEMPTS")
+    # How often the worker looks for due rows unless woken (retries, rows a dead replica held;
+    # default 1 s), how many it leases per round (default 100), and how long a lease holds a
+    # row before another worker may take it over (default 120 s: longer than a send's quick
+    # retries and time-outs).
+    outbox_poll_s: float = Field(default=1.0, gt=0, validation_alias="OUTBOX_POLL_S")
+    outbox_batch: int = Field(default=100, ge=1, validation_alias="OUTBOX_BATCH")
+    outbox_lease_s: float = Field(default=120.0, gt=0, validation_alias="OUTBOX_LEASE_S")
 
     default_language: str = Field(default="en", validation_alias="DEFAULT_LANGUAGE")
     max_body_bytes: int = Field(default=256 * 1024, validation_alias="MAX_BODY_BYTES")
@@ -122,6 +137,15 @@ class Settings(BaseSettings):
     # max_http_buffer_size); the longest fan message fits several times over.
     websocket_max_bytes: int = Field(
         default=64 * 1024, ge=16 * 1024, validation_alias="WEBSOCKET_MAX_BYTES"
+    )
+    # engine.io's ping interval and time-out for web chat sockets (defaults 25 s and 20 s, the
+    # library's). A reply counts as delivered once its socket is still connected at the next
+    # ping (the widget never acknowledges one): at most interval + time-out after the emit.
+    webchat_ping_interval_s: float = Field(
+        default=25.0, gt=0, validation_alias="WEBCHAT_PING_INTERVAL_S"
+    )
+    webchat_ping_timeout_s: float = Field(
+        default=20.0, gt=0, validation_alias="WEBCHAT_PING_TIMEOUT_S"
     )
 
     # Several replicas: the Redis every replica shares, for the event bus (one stream: global

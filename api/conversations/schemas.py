@@ -51,6 +51,8 @@ class MessageRead(BaseModel):
     text: str | None
     payload: dict[str, Any] | None
     delivery_status: str | None
+    # Why an outgoing message was not delivered (failed: refused for good, or retries used up).
+    delivery_error: str | None = None
     language: str | None = None  # a fan message's decided language (ISO 639-1)
     created_at: dt.datetime
 

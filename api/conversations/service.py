@@ -23,6 +23,7 @@ from api.enums import (
     SenderType,
 )
 from api.events import Event, publish_on_commit
+from api.outbox import service as outbox
 from api.staff.models import Staff
 
 log = logging.getLogger(__name__)
@@ -350,7 +351,9 @@ def add_reply(
     reply_to_id: int | None = None,
     staff_id: int | None = None,
 ) -> Message:
-    """Store an outgoing message (bot, staff or system) waiting for delivery."""
+    """Store an outgoing message (bot, staff or system) waiting for delivery; on a push channel
+    its outbox row is written in the same transaction (api/outbox), so no path can store a reply
+    that nobody will send."""
     msg = Message(
         conversation_id=conversation.id,
         channel=conversation.channel,
@@ -364,6 +367,10 @@ def add_reply(
     )
     session.add(msg)
     session.flush()
+    if conversation.channel in outbox.PUSH_CHANNELS:
+        outbox.enqueue(session=session, message_id=msg.id, conversation_id=conversation.id,
+                       channel=conversation.channel,
+                       recipient=conversation.identity.external_id)
     publish_on_commit(
         session,
         Event("message.created", conversation.id,

@@ -16,7 +16,7 @@ from api.conversations import service as conversations
 from api.conversations import waiting
 from api.conversations.models import Conversation, Message
 from api.csat import service as csat
-from api.enums import Channel, ConversationStatus, MessageKind, Priority, SenderType
+from api.enums import Channel, ConversationStatus, DeliveryStatus, MessageKind, Priority, SenderType
 from api.events import Event, publish_on_commit
 from api.handoff import texts
 from api.handoff.flows import (
@@ -193,6 +193,9 @@ def context(session: Session, *, conversation_id: int, staff_id: int,
             "sender": _sender(m, names), "text": text,
             "created_at": m.created_at.isoformat(),
             "language": m.language,  # a fan message's decided language
+            # an outgoing message the fan never got, and why (api/outbox)
+            "undelivered": (m.delivery_error or "not delivered")
+            if m.delivery_status == DeliveryStatus.failed else None,
             "flagged": False,
             "flags": {},
         })

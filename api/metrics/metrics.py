@@ -54,7 +54,8 @@ class Metrics:
             ["topic"], buckets=FIRST_REPLY_BUCKETS, registry=r)
         self.deliveries = Counter(
             "deliveries", "Replies handed to a channel, by channel and status (sent; retried: "
-            "a Send API retry; dead: a final failure, recorded in the outbox).",
+            "a Send API or outbox retry; dead: a final failure or the outbox's attempts used "
+            "up, recorded in the outbox).",
             ["channel", "status"], registry=r)
         self.queue_conversations = Gauge(
             "queue_conversations", "Conversations waiting for a person (database-wide).",
@@ -70,6 +71,9 @@ class Metrics:
             registry=r)
         self.training_jobs = Gauge(
             "training_jobs", "Training jobs by status (database-wide).", ["status"], registry=r)
+        self.outbox_rows = Gauge(
+            "outbox_rows", "Outbox delivery rows by status (database-wide; dead and failed: "
+            "replies the fan never got).", ["status"], registry=r)
         for channel in Channel:  # every channel shows, at 0 until its first message
             self.fan_messages.labels(channel=channel.value)
 
@@ -101,7 +105,8 @@ class Metrics:
 
     # -- scrape time ---------------------------------------------------------------------------
     def render(self, *, queue_length: int, oldest_wait_s: float, training: Mapping[str, int],
-               sse_connections: int, socketio_connections: int) -> bytes:
+               sse_connections: int, socketio_connections: int,
+               outbox: Mapping[str, int] | None = None) -> bytes:
         """The text exposition, with the gauges set to the figures given."""
         self.queue_conversations.set(queue_length)
         self.queue_oldest_wait_seconds.set(max(0.0, oldest_wait_s))
@@ -109,4 +114,6 @@ class Metrics:
             self.training_jobs.labels(status=status).set(n)
         self.sse_connections.set(sse_connections)
         self.socketio_connections.set(socketio_connections)
+        for status, n in (outbox or {}).items():
+            self.outbox_rows.labels(status=status).set(n)
         return generate_latest(self.registry)

@@ -36,18 +36,19 @@ def _check_access(request: Request, token: str | None, local: bool) -> None:
                        401: {"description": "METRICS_TOKEN is set and was not given"},
                        404: {"description": "outside local mode without METRICS_TOKEN: off"}})
 async def metrics(request: Request, services: ServicesDep) -> Response:
-    """This process's counters plus queue, training and connection gauges read now."""
+    """This process's counters plus queue, training, outbox and connection gauges read now."""
     settings = services.settings
     _check_access(request, settings.metrics_token, settings.is_local)
 
     def figures(session):
         return (service.queue_figures(session=session, now=utcnow()),
-                service.training_jobs(session=session))
+                service.training_jobs(session=session), service.outbox_rows(session=session))
 
-    queue, training = await services.db.run(figures)
+    queue, training, outbox = await services.db.run(figures)
     body = services.metrics.render(
         queue_length=queue.length, oldest_wait_s=queue.oldest_wait_s, training=training,
         sse_connections=services.stream.clients if services.stream else 0,
         socketio_connections=services.webchat.connections if services.webchat else 0,
+        outbox=outbox,
     )
     return Response(body, media_type=CONTENT_TYPE)

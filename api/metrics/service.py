@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.conversations.models import Conversation, Message
-from api.enums import ConversationStatus, SenderType
+from api.enums import ConversationStatus, OutboxStatus, SenderType
+from api.outbox.models import OutboxItem
 from api.training.models import JobStatus, TrainingJob
 
 
@@ -30,6 +31,14 @@ def queue_figures(*, session: Session, now: dt.datetime) -> QueueFigures:
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=dt.UTC)
     return QueueFigures(int(count), (now - oldest).total_seconds() if oldest else 0.0)
+
+
+def outbox_rows(*, session: Session) -> dict[str, int]:
+    """Outbox rows by status, every status present (0 when none)."""
+    counts = dict(session.execute(
+        select(OutboxItem.status, func.count(OutboxItem.id)).group_by(OutboxItem.status)
+    ).all())
+    return {status.value: int(counts.get(status, 0)) for status in OutboxStatus}
 
 
 def training_jobs(*, session: Session) -> dict[str, int]:

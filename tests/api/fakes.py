@@ -234,7 +234,8 @@ class FakeGraph(_Server):
         query = parse_qs(url.query)
         scheme, _, bearer = (h.headers.get("authorization") or "").partition(" ")
         token = bearer if scheme.lower() == "bearer" else (query.get("access_token") or [None])[0]
-        return {"path": url.path, "query": query, "token": token, "body": json.loads(body)}
+        return {"path": url.path, "query": query, "token": token, "body": json.loads(body),
+                "at": time.monotonic()}
 
     def handle(self, h, method: str, body: bytes) -> None:
         url = urlparse(h.path)

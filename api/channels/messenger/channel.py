@@ -1,4 +1,5 @@
-"""The Messenger deliverer: replies go out through the Send API, recorded in the outbox."""
+"""The Messenger sender: the outbox's rows go out through the Send API (persona, quick retries
+in the client); the outbox worker owns the retries over minutes and the dead rows."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from api.db import Database
 from api.enums import Channel
 from api.flows import ConversationRef, OutgoingRef
 from api.metrics.metrics import Metrics
+from api.outbox.flows import Delivery
+from api.outbox.worker import Failed, OutboxWorker, Outcome, Retry, Sent
 from api.relay.relay import Relay
 from api.settings import Settings
 
@@ -19,35 +22,51 @@ log = logging.getLogger(__name__)
 
 class MessengerChannel:
     def __init__(self, *, db: Database, relay: Relay, client: SendApiClient,
-                 settings: Settings, metrics: Metrics | None = None) -> None:
+                 settings: Settings, outbox: OutboxWorker, metrics: Metrics | None = None) -> None:
         self.db = db
         self.client = client
         self.settings = settings
+        self.outbox = outbox
         self.metrics = metrics or Metrics()
         relay.deliverers[Channel.messenger] = self
-        relay.on_idle.append(self.sweep)
+        outbox.senders[Channel.messenger] = self
 
     async def deliver(self, *, conversation: ConversationRef, messages: list[OutgoingRef]) -> None:
-        psid = conversation.external_id
-        for message in messages:
-            payload = message.payload or {}
-            window = payload.get("messenger") or {}
-            persona_id = None
-            if payload.get("sender") and self.settings.messenger_personas:
-                persona_id = await self._persona(payload["sender"])
-            text = message.text if persona_id else signed_text(message.text, payload.get("sender"))
-            bodies = message_bodies(
-                psid=psid, text=text, buttons=payload.get("buttons"),
-                image=payload.get("image"),
-                metadata=service.OUR_METADATA_PREFIX + message.uid,
-                messaging_type=window.get("messaging_type", "RESPONSE"), tag=window.get("tag"),
-                persona_id=persona_id,
-            )
-            ids = await self.db.run(service.enqueue_sends, message_id=message.id, psid=psid,
-                                    bodies=bodies)
-            for outbox_id, body in zip(ids, bodies, strict=True):
-                if not await self._send(outbox_id, body):
-                    break  # do not send the rest of a reply whose first part failed
+        """The replies are in the outbox already (stored with them): send them now."""
+        await self.outbox.deliver_conversation(conversation.id)
+
+    async def send(self, delivery: Delivery) -> Outcome:
+        message = delivery.message
+        payload = message.payload or {}
+        window = payload.get("messenger") or {}
+        persona_id = None
+        if payload.get("sender") and self.settings.messenger_personas:
+            persona_id = await self._persona(payload["sender"])
+        text = message.text if persona_id else signed_text(message.text, payload.get("sender"))
+        bodies = message_bodies(
+            psid=delivery.recipient, text=text, buttons=payload.get("buttons"),
+            image=payload.get("image"),
+            metadata=service.OUR_METADATA_PREFIX + message.uid,
+            messaging_type=window.get("messaging_type", "RESPONSE"), tag=window.get("tag"),
+            persona_id=persona_id,
+        )
+        first_mid = None
+        # A retry sends only the parts the Send API has not taken yet.
+        for part in range(delivery.parts_sent, len(bodies)):
+            try:
+                result = await self.client.post(bodies[part])
+            except SendError as exc:
+                log.warning("messenger send of outbox %s failed: %s", delivery.outbox_id,
+                            exc.kind)
+                error = f"{exc.kind}: {exc.message}"
+                if exc.retryable:
+                    return Retry(error, exc.code, exc.subcode, parts_sent=part, mid=first_mid)
+                return Failed(error, exc.code, exc.subcode)
+            first_mid = first_mid or (str(result.get("message_id") or "") or None)
+        return Sent(first_mid, parts_sent=len(bodies))
+
+    def local_recipients(self) -> frozenset[str] | None:
+        return None  # any replica reaches the Send API
 
     async def _persona(self, sender: dict) -> str | None:
         """The staff member's persona on the Page, created on first use (None if refused)."""
@@ -66,28 +85,8 @@ class MessengerChannel:
         await self.db.run(service.save_persona, handle=handle, persona_id=persona_id)
         return persona_id
 
-    async def _send(self, outbox_id: int, body: dict) -> bool:
-        try:
-            result = await self.client.post(body)
-        except SendError as exc:
-            log.warning("messenger send %s failed: %s", outbox_id, exc.kind)
-            self.metrics.delivery(Channel.messenger, "dead")
-            await self.db.run(service.record_send, outbox_id=outbox_id, ok=False, code=exc.code,
-                              subcode=exc.subcode, error=f"{exc.kind}: {exc.message}")
-            return False
-        await self.db.run(service.record_send, outbox_id=outbox_id, ok=True,
-                          mid=str(result.get("message_id") or "") or None)
-        self.metrics.delivery(Channel.messenger, "sent")
-        return True
-
     async def typing(self, *, conversation: ConversationRef) -> None:
         try:
             await self.client.send_action(psid=conversation.external_id, action="typing_on")
         except SendError as exc:
             log.info("typing indicator not sent: %s", exc.kind)
-
-    async def sweep(self) -> None:
-        """Resend sends a crash left pending (their lease has expired)."""
-        for outbox_id, _psid, body in await self.db.run(service.due_sends):
-            await self.db.run(service.lease_send, outbox_id=outbox_id)
-            await self._send(outbox_id, body)

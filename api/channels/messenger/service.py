@@ -13,17 +13,13 @@ from sqlalchemy.orm import Session
 from api.channels.common import clean_text
 from api.conversations import service as conversations
 from api.conversations.models import Message
-from api.db import utcnow
-from api.enums import Channel, DeliveryStatus, MessageKind, OutboxStatus, SenderType
+from api.enums import Channel, DeliveryStatus, MessageKind, SenderType
 from api.events import Event, publish_on_commit
 from api.intake import Incoming
-from api.outbox import service as outbox
-from api.outbox.models import OutboxItem
 
 log = logging.getLogger(__name__)
 
 OUR_METADATA_PREFIX = "sb:"
-SEND_LEASE_S = 120
 
 
 def iter_events(payload: dict[str, Any]):
@@ -228,63 +224,7 @@ def _read(session, ev, counts) -> None:
     counts["read"] += 1
 
 
-# -- sends ----------------------------------------------------------------------------------
-def enqueue_sends(
-    session: Session, *, message_id: int, psid: str, bodies: list[dict[str, Any]]
-) -> list[int]:
-    """Outbox rows for a reply's Send API bodies (leased, so the sweep leaves them alone)."""
-    lease = utcnow() + dt.timedelta(seconds=SEND_LEASE_S)
-    ids = []
-    for body in bodies:
-        item = outbox.enqueue(session=session, message_id=message_id, channel=Channel.messenger,
-                              recipient=psid, body=body)
-        item.next_attempt_at = lease
-        ids.append(item.id)
-    session.commit()
-    return ids
-
-
-def record_send(
-    session: Session, *, outbox_id: int, ok: bool, mid: str | None = None,
-    code: int | None = None, subcode: int | None = None, error: str | None = None,
-    attempts: int = 1,
-) -> None:
-    """Record the outcome of one send on the outbox row and its message."""
-    item = session.get(OutboxItem, outbox_id)
-    item.attempts += attempts
-    msg = session.get(Message, item.message_id)
-    if ok:
-        item.status = OutboxStatus.sent
-        item.sent_at = utcnow()
-        item.channel_message_id = mid
-        if msg.delivery_status in (DeliveryStatus.pending, DeliveryStatus.failed):
-            msg.delivery_status = DeliveryStatus.sent
-        if mid and msg.channel_message_id is None:
-            msg.channel_message_id = mid[:255]
-    else:
-        item.status = OutboxStatus.failed
-        item.error_code = code
-        item.error_subcode = subcode
-        item.error = (error or "")[:300]
-        msg.delivery_status = DeliveryStatus.failed
-        msg.delivery_error = (error or "")[:300]
-        publish_on_commit(session, Event("message.delivery_failed", msg.conversation_id,
-                                         {"message_id": msg.id, "code": code,
-                                          "subcode": subcode}))
-    session.commit()
-
-
-def due_sends(session: Session) -> list[tuple[int, str, dict[str, Any]]]:
-    """Sends left pending past their lease (a crash mid-send): retry them."""
-    return [(i.id, i.recipient, i.body) for i in outbox.due(session=session, now=utcnow())]
-
-
-def lease_send(session: Session, *, outbox_id: int) -> None:
-    item = session.get(OutboxItem, outbox_id)
-    item.next_attempt_at = utcnow() + dt.timedelta(seconds=SEND_LEASE_S)
-    session.commit()
-
-
+# -- personas (the sends themselves are the outbox's: api/outbox) -------------------------
 def persona_of(session: Session, *, handle: str | None) -> str | None:
     """The Messenger persona id stored for a staff member."""
     from api.staff import service as staff_service

@@ -5,13 +5,26 @@ the id and leaves the previous session's; a well-formed unknown id opens a conve
 a known one rejoins it unless idle too long; otherwise the server issues a random id, which
 rasa-webchat stores); ``user_uttered {"message", "session_id", "customData"}`` → ``bot_uttered``
 per reply. Browsers may connect only from our own page or the brand's sites (``origin_check``).
+
+Delivery (api/outbox): the widget never acknowledges ``bot_uttered``, so a reply counts as
+delivered when it was emitted to a socket of the fan's session that was connected then and is
+still connected at the next engine.io ping. engine.io closes a socket from which nothing (no
+pong) arrived for ping interval + time-out, so a socket still open that long after the emit
+answered a ping sent after it (:meth:`WebchatChannel._prove`). A socket the page itself closed
+(a reload, a closed tab: the transport closed with no ping overdue) a second or more after the
+emit counts too: it was working well past the reply, which the widget has shown and stored, so a
+reload replays nothing already shown. A reply whose sockets all dropped first, or stored while
+none was connected, waits and is sent, in order, at the session's next ``session_request`` (the
+widget sends one on every reconnect).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,17 +34,26 @@ from api import flows
 from api.channels.common import BadMessage, log_unknown_fields, signed_text
 from api.conversations.language import declared
 from api.db import Database
-from api.enums import Channel, DeliveryStatus
+from api.enums import Channel
 from api.flows import ConversationRef, OutgoingRef
 from api.intake import Incoming, Intake, RateLimited
 from api.logs import bind_conversation
 from api.metrics.metrics import Metrics
+from api.outbox.flows import Delivery
+from api.outbox.worker import Emitted, NoSocket, OutboxWorker, Outcome
 from api.ratelimit.address import UNKNOWN, client_address
 from api.ratelimit.limiter import RateLimits, Scope, Verdict
 from api.relay.relay import Relay
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Slack past engine.io's ping interval + time-out before a still-open socket counts as proof;
+# also how long before a clean close an emit must have been to count as shown.
+PROOF_MARGIN_S = 1.0
+# Why a socket closed, as python-socketio says: the client's own doing (not a ping time-out).
+CLEAN_CLOSE = frozenset({socketio.AsyncServer.reason.CLIENT_DISCONNECT,
+                         socketio.AsyncServer.reason.TRANSPORT_CLOSE})
 
 # A client-chosen id is kept only when it is long enough not to be guessed or shared by accident.
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")  # fullmatch: "$" would allow a final "\n"
@@ -121,12 +143,14 @@ class WebchatChannel:
     """socket.io server (python-socketio) plus the deliverer for web chat conversations."""
 
     def __init__(self, *, db: Database, relay: Relay, settings: Settings, intake: Intake,
-                 ratelimits: RateLimits | None = None, metrics: Metrics | None = None,
+                 outbox: OutboxWorker, ratelimits: RateLimits | None = None,
+                 metrics: Metrics | None = None,
                  client_manager: socketio.AsyncManager | None = None) -> None:
         """``client_manager``: socket.io's rooms across replicas (api.main.socketio_manager:
         the Redis manager when REDIS_URL is set); None keeps them in this process."""
         self.db = db
         self.relay = relay
+        self.outbox = outbox
         self.settings = settings
         self.intake = intake  # fan messages come in through it (api/intake.py)
         self.ratelimits = ratelimits
@@ -137,6 +161,12 @@ class WebchatChannel:
         # through).
         self.addresses: dict[str, str] = {}
         self.first_message: set[str] = set()
+        # Per socket, the session it confirmed; per emitted outbox row awaiting its proof, the
+        # sockets it was emitted to and its conversation.
+        self.sessions: dict[str, str] = {}
+        self.unproven: dict[int, tuple[int, set[str], float]] = {}
+        self.transports: dict[str, Any] = {}  # per socket, its engine.io socket (its pings)
+        self._proofs: set[asyncio.Task] = set()
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
             cors_allowed_origins=origin_check(settings.webchat_origins),
@@ -145,6 +175,8 @@ class WebchatChannel:
             # Polling bodies and WebSocket messages (uvicorn's ws_max_size caps frames too).
             max_http_buffer_size=settings.websocket_max_bytes,
             client_manager=client_manager,
+            ping_interval=settings.webchat_ping_interval_s,
+            ping_timeout=settings.webchat_ping_timeout_s,
         )
         self.idle_limit = dt.timedelta(days=settings.webchat_session_idle_days)
         self.sio.on("connect", self.on_connect)
@@ -152,6 +184,7 @@ class WebchatChannel:
         self.sio.on("session_request", self.on_session_request)
         self.sio.on("user_uttered", self.on_user_uttered)
         relay.deliverers[Channel.webchat] = self
+        outbox.senders[Channel.webchat] = self
 
     @property
     def connections(self) -> int:
@@ -164,12 +197,17 @@ class WebchatChannel:
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> bool:
         log.debug("webchat connect %s", sid)
         self.addresses[sid] = client_address(environ, self.settings)
+        self.transports[sid] = self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, "/"))
         return True
 
     async def on_disconnect(self, sid: str, *args: Any) -> None:
         log.debug("webchat disconnect %s", sid)
         self.addresses.pop(sid, None)
         self.first_message.discard(sid)
+        self.sessions.pop(sid, None)
+        transport = self.transports.pop(sid, None)
+        await self._dropped(sid, clean=bool(args) and args[0] in CLEAN_CLOSE
+                            and not _ping_overdue(transport))
 
     async def _limited(self, sid: str, language: str | None, table: dict[str, str],
                        *steps: tuple[Scope, str]) -> bool:
@@ -211,12 +249,17 @@ class WebchatChannel:
         for room in self.sio.rooms(sid):
             if room not in (sid, session_id):
                 await self.sio.leave_room(sid, room)
+        if self.sessions.get(sid) not in (None, session_id):
+            await self._dropped(sid)  # what the previous session's replies reached is unproven
         await self.sio.enter_room(sid, session_id)
+        self.sessions[sid] = session_id
         await self.sio.save_session(sid, {"session_id": session_id, "conversation_id": conv.id})
         bind_conversation(conv.id)
         self.first_message.add(sid)
         await self.sio.emit("session_confirm", session_id, to=sid)
         log.info("webchat session confirmed for conversation %s", conv.id)
+        # Replies that waited for a socket of this session (or lost theirs) go out now, in order.
+        await self.outbox.deliver_conversation(conv.id)
 
     async def _tell(self, sid: str, table: dict[str, str], language: str | None, code: str) -> None:
         await self.sio.emit(
@@ -271,15 +314,83 @@ class WebchatChannel:
         except RateLimited as exc:
             await self._tell_limited(sid, language, SLOW_DOWN, exc.verdict)
 
-    # -- Deliverer --------------------------------------------------------------------------
+    # -- Deliverer and outbox sender ----------------------------------------------------------
     async def deliver(self, *, conversation: ConversationRef, messages: list[OutgoingRef]) -> None:
-        for message in messages:
-            for payload in to_bot_uttered(message):
-                await self.sio.emit("bot_uttered", payload, room=conversation.external_id)
-        self.metrics.delivery(Channel.webchat, "sent", len(messages))
-        await self.db.run(
-            flows.set_delivery, message_ids=[m.id for m in messages], status=DeliveryStatus.sent
-        )
+        """The replies are in the outbox already (stored with them): send them now."""
+        await self.outbox.deliver_conversation(conversation.id)
 
     async def typing(self, *, conversation: ConversationRef) -> None:
         return None
+
+    def local_recipients(self) -> frozenset[str]:
+        """Sessions with a socket on this process: only here can their replies be proven."""
+        return frozenset(self.sessions.values())
+
+    async def send(self, delivery: Delivery) -> Outcome:
+        sids = {sid for sid, session in self.sessions.items() if session == delivery.recipient}
+        if not sids:
+            return NoSocket()
+        for payload in to_bot_uttered(delivery.message):
+            for sid in sorted(sids):
+                await self.sio.emit("bot_uttered", payload, to=sid)
+        window = self.settings.webchat_ping_interval_s + self.settings.webchat_ping_timeout_s
+        self.unproven[delivery.outbox_id] = (delivery.conversation_id, sids, time.monotonic())
+        task = asyncio.create_task(self._prove(delivery.outbox_id, window + PROOF_MARGIN_S))
+        self._proofs.add(task)
+        task.add_done_callback(self._proofs.discard)
+        # Held past the proof: a worker elsewhere takes it over only if this process died.
+        return Emitted(hold_s=2 * window + PROOF_MARGIN_S)
+
+    async def _prove(self, outbox_id: int, after_s: float) -> None:
+        """After the next ping has had its time: delivered if a socket it was emitted to is
+        still connected (a dropped one was handled by :meth:`_dropped`)."""
+        await asyncio.sleep(after_s)
+        entry = self.unproven.pop(outbox_id, None)
+        if entry is None:
+            return
+        conversation_id, sids, _ = entry
+        proven = any(sid in self.sessions for sid in sids)
+        try:
+            await self.outbox.prove(conversation_id, delivered=[outbox_id] if proven else [],
+                                    released=[] if proven else [outbox_id])
+        except Exception:  # the lease expires and the row is sent again: never lost
+            log.exception("outbox %s: web chat proof not recorded", outbox_id)
+
+    async def _dropped(self, sid: str, *, clean: bool = False) -> None:
+        """A socket left its session: the rows emitted to it are delivered when the page closed
+        it cleanly well after the emit; otherwise, once no socket they reached is left, they
+        wait for a reconnect."""
+        settled: dict[int, tuple[list[int], list[int]]] = {}
+        now = time.monotonic()
+        for outbox_id, (conversation_id, sids, emitted_at) in list(self.unproven.items()):
+            if sid not in sids:
+                continue
+            delivered, released = settled.setdefault(conversation_id, ([], []))
+            if clean and now - emitted_at >= PROOF_MARGIN_S:
+                del self.unproven[outbox_id]
+                delivered.append(outbox_id)
+                continue
+            sids.discard(sid)
+            if not sids:
+                del self.unproven[outbox_id]
+                released.append(outbox_id)
+        for conversation_id, (delivered, released) in settled.items():
+            if released:
+                log.info("webchat socket dropped before proof: %s replies of conversation %s "
+                         "wait", len(released), conversation_id)
+            await self.outbox.prove(conversation_id, delivered=delivered, released=released)
+
+    async def close(self) -> None:
+        """Stop waiting for proofs (shutdown): their rows are taken over once leases expire."""
+        tasks = list(self._proofs)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _ping_overdue(transport: Any) -> bool:
+    """Whether engine.io was waiting for a pong longer than a round trip when the socket
+    closed (``last_ping``: when the unanswered ping went out): a dropped client, not a page
+    that closed its socket."""
+    last_ping = getattr(transport, "last_ping", None)
+    return bool(last_ping) and time.time() - last_ping > PROOF_MARGIN_S

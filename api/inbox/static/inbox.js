@@ -205,6 +205,7 @@ function entry(m) {
     head.append(lang);
   }
   li.append(head, el("div", "msg-text", m.text));
+  if (m.undelivered) li.append(el("div", "msg-undelivered", "not delivered — " + m.undelivered));
   if (m.kind === "incoming" && state.ctx && state.ctx.may_act) {
     const flags = m.flags || {};
     const row = el("div", "flags");
@@ -522,7 +523,8 @@ function connect() {
   es.onerror = () => { live.textContent = "reconnecting…"; live.className = "live off"; };
   ["message.created", "conversation.status_changed", "conversation.assigned", "conversation.queued",
    "conversation.unassigned", "conversation.first_response", "conversation.first_response_late",
-   "note.created", "message.flagged", "lost_property.reported", "resync"].forEach((t) =>
+   "note.created", "message.flagged", "lost_property.reported", "message.delivery_failed",
+   "resync"].forEach((t) =>
     es.addEventListener(t, (e) => {
       const data = JSON.parse(e.data || "{}");
       if (t === "message.created" && data.conversation_id !== state.open) { refreshLists(); return; }
