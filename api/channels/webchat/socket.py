@@ -37,7 +37,7 @@ from api.db import Database
 from api.enums import Channel
 from api.flows import ConversationRef, OutgoingRef
 from api.intake import Incoming, Intake, RateLimited
-from api.logs import bind_conversation
+from api.logs import bind_conversation, bind_request
 from api.metrics.metrics import Metrics
 from api.outbox.flows import Delivery
 from api.outbox.worker import Emitted, NoSocket, OutboxWorker, Outcome
@@ -374,7 +374,9 @@ class WebchatChannel:
             if not sids:
                 del self.unproven[outbox_id]
                 released.append(outbox_id)
+        bind_request()  # a disconnect has no request: its lines get an id of their own
         for conversation_id, (delivered, released) in settled.items():
+            bind_conversation(conversation_id)
             if released:
                 log.info("webchat socket dropped before proof: %s replies of conversation %s "
                          "wait", len(released), conversation_id)
