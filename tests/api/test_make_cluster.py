@@ -90,8 +90,13 @@ def listening_inodes(pid: int, port: int) -> set[str]:
 def holds_listener(pid: int, port: int) -> bool:
     """The process itself (not a parent or a worker) has the listening socket open."""
     wanted = {f"socket:[{inode}]" for inode in listening_inodes(pid, port)}
-    fds = Path(f"/proc/{pid}/fd")
-    return any(os.readlink(fd) in wanted for fd in fds.iterdir())
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) in wanted:
+                return True
+        except FileNotFoundError:  # closed since the listing (the server opens and closes fds)
+            continue
+    return False
 
 
 def get(client: httpx.Client, path: str) -> httpx.Response:
