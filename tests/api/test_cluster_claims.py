@@ -337,11 +337,13 @@ async def test_a_live_replicas_training_job_survives_another_replicas_start(node
         await runner.stop()
 
 
-def test_serialised_is_a_database_lock_on_postgresql(database_url):
-    """Another process (any connection) sees the lock while the transaction holds it."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite serves one process: a thread lock is the whole story")
+@pytest.mark.postgres
+def test_serialised_is_a_database_lock_on_postgresql(pg):
+    """Another process (any connection) sees the lock while the transaction holds it (SQLite
+    serves one process: a thread lock is the whole story there)."""
     from sqlalchemy import create_engine, text
+
+    database_url = pg.create("sb_serialised")
 
     db = Database(database_url, InProcessEventBus())
     other = create_engine(database_url)
