@@ -580,7 +580,7 @@ def store_turn(
     # bereaved fan, opening hours to someone whose friend collapsed) would only hurt.
     first_trigger = ((decision or {}).get("triggers") or [None])[0]
     person_first = handing_off and (bool(decision.get("care"))
-                                    or first_trigger in ("needs_person", "safety"))
+                                    or first_trigger in ("needs_person", "safety", "maybe_urgent"))
     for item in turn.messages:
         if item.custom is not None:
             _act_on_custom(session, conversation, msg, item.custom)

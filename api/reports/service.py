@@ -61,8 +61,8 @@ from api.staff.models import Staff
 FALLBACK_INTENTS = ("nlu_fallback", "out_of_scope")
 LOW_CONFIDENCE = 0.55
 # Handoff triggers in the order the page lists them (api/triage/schemas.py Trigger).
-TRIGGERS = ("safety", "emotion", "owned_topic", "needs_person", "explicit", "several_cases",
-            "repeated", "fallback", "bot_request")
+TRIGGERS = ("safety", "maybe_urgent", "emotion", "owned_topic", "needs_person", "explicit",
+            "several_cases", "repeated", "fallback", "bot_request")
 TOP_INTENTS = 10
 COMMENTS = 50
 

@@ -26,6 +26,8 @@ class Trigger(str, enum.Enum):
     SAFETY = "safety"
     OWNED_TOPIC = "owned_topic"  # refund dispute, VIP booking, press, artists, staff complaint
     NEEDS_PERSON = "needs_person"  # the semantic layer: grief, money gone wrong, an order, ...
+    # The semantic layer leans urgent, under its threshold: a person checks, not as urgent.
+    MAYBE_URGENT = "maybe_urgent"
     BOT_REQUEST = "bot_request"  # the bot's {"handoff_request": ...}
     EMOTION = "emotion"
     EXPLICIT = "explicit"  # the fan asked for a person

@@ -115,3 +115,42 @@ def test_semantic_data_refuses_unknown_labels(tmp_path: Path) -> None:
     bad.write_text("# header\nmedicl\ten\tmy friend collapsed\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="bad.tsv:2"):
         read_tsv(bad)
+
+
+def test_a_message_leaning_urgent_goes_to_a_person_not_the_bot_and_not_as_urgent(
+        triage: Triage) -> None:
+    """Between half the urgent threshold and the threshold: the topic's team checks it, with a
+    high (not urgent) priority and the bot's routine answer held back."""
+    from dataclasses import replace
+
+    from api.triage.semantic import Leaning
+
+    a = triage.before_bot("whats the highest point of the venue, asking for reasons")
+    model = triage.semantic
+    leaning = Leaning("safety", model.thresholds.urgent * 0.75, "a known case")
+    calm = replace(a.meaning, label="none", urgent_p=leaning.probability, person_p=0.0,
+                   leaning=leaning)
+    unsure = {"intent": {"name": "venue_areas", "confidence": 0.6}}
+    for parse in (None, unsure, {"intent": {"name": "nlu_fallback", "confidence": 0.55}}):
+        d = triage.after_bot(a.with_meaning(calm), parse)
+        assert d.handoff and d.triggers[0] is Trigger.MAYBE_URGENT, d
+        assert d.priority.value == "high" and d.topic == "safety"
+        assert d.reasons[0].startswith("might be an emergency: reads like the fan is in danger")
+        assert "closest known case: 'a known case'" in d.reasons[0]
+    # A question the bot knew well stays with the bot.
+    sure = {"intent": {"name": "venue_areas", "confidence": 0.97}}
+    assert not triage.after_bot(a.with_meaning(calm), sure).handoff
+
+
+def test_the_model_marks_leaning_exactly_in_its_band(triage: Triage) -> None:
+    model = triage.semantic
+    texts = ["what time do you open tonight", "my friend is lying by the toilets and won't "
+             "open her eyes", "is there a first aid point inside?", "she's not answering and "
+             "it's been a while", "i don't think i'll need my ticket after tonight",
+             "how high is the terrace", "the bass made my chest shake, is that normal?"]
+    near, urgent = model.thresholds.near_urgent, model.thresholds.urgent
+    assert 0 < near < urgent
+    for v in model.classify_many(texts):
+        assert (v.leaning is not None) == (near <= v.urgent_p < urgent), v
+        if v.leaning is not None:
+            assert LABELS[v.leaning.label].kind is Kind.URGENT and not v.urgent
