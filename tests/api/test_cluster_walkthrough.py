@@ -173,9 +173,10 @@ def test_fan_and_noor_talk_through_the_cluster_while_a_replica_dies(cluster, tmp
             inbox.click("button[type=submit]")
             inbox.wait_for_url(re.compile(r"/inbox$"))
             expect(inbox.locator("#live")).to_have_text("live", timeout=15_000)
-            inbox.select_option("#presence", "online")
-            expect(inbox.locator("#presence")).to_have_value("online")
-            inbox.wait_for_timeout(500)
+            with inbox.expect_response(lambda r: r.url.endswith("/api/v1/staff/me/presence")
+                                       ) as presence:
+                inbox.select_option("#presence", "online")
+            assert presence.value.ok  # online before the fan writes: routing picks her
 
             # Something urgent: triage hands it to the welfare team, Noor is the one online.
             box.fill(URGENT)
