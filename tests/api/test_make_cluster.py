@@ -9,15 +9,11 @@ lock stores in the bot environment (no model, no server).
 from __future__ import annotations
 
 import os
-import queue
 import signal
-import socket
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -27,76 +23,19 @@ from sqlalchemy import create_engine, text
 
 from tests.api.conftest import PG_ADMIN_URL, REPO_ROOT
 from tests.api.fakes import free_port
+from tests.support.cluster import (
+    API_PY,
+    PG_SERVER,
+    Cluster,
+    gone,
+    holds_listener,
+    start_cluster,
+)
 
 pytestmark = pytest.mark.cluster
 
-API_PY = REPO_ROOT / ".venv" / "bin" / "python"
 BOT_PY = REPO_ROOT / ".venv-bot" / "bin" / "python"
 HOLDING = "Sorry, I can't answer right now."
-PG_SERVER = PG_ADMIN_URL.rsplit("/", 1)[0]
-
-
-def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free 127.0.0.1 ports."""
-    for _ in range(50):
-        base = free_port()
-        if base + count > 65535:
-            continue
-        socks = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no run of free ports")
-
-
-def gone(pid: int) -> bool:
-    """Not running: no such process, or a zombie nobody has reaped yet."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return state in ("Z", "X")
-
-
-def ours(pid: int, directory: Path) -> bool:
-    """A process this test's cluster started (its replicas' or HAProxy's command line)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return (cmdline[:3] == [str(API_PY).encode(), b"-m", b"api"]
-            or str(directory).encode() in b" ".join(cmdline))
-
-
-def listening_inodes(pid: int, port: int) -> set[str]:
-    """Inodes of the TCP sockets listening on 127.0.0.1:port, from the process's network view."""
-    inodes = set()
-    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, state, inode = fields[1], fields[3], fields[9]
-        if state == "0A" and int(local.split(":")[1], 16) == port:
-            inodes.add(inode)
-    return inodes
-
-
-def holds_listener(pid: int, port: int) -> bool:
-    """The process itself (not a parent or a worker) has the listening socket open."""
-    wanted = {f"socket:[{inode}]" for inode in listening_inodes(pid, port)}
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            if os.readlink(fd) in wanted:
-                return True
-        except FileNotFoundError:  # closed since the listing (the server opens and closes fds)
-            continue
-    return False
 
 
 def get(client: httpx.Client, path: str) -> httpx.Response:
@@ -109,42 +48,8 @@ def get(client: httpx.Client, path: str) -> httpx.Response:
         return client.get(path)
 
 
-@dataclass
-class Cluster:
-    process: subprocess.Popen
-    directory: Path
-    url: str
-    replica_ports: list[int]
-    lines: queue.Queue[str]
-    seen: list[str]
-
-    def wait_for_line(self, wanted: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=max(0.05, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line.strip() == wanted:
-                return
-        pytest.fail(f"no {wanted!r} within {timeout:.0f} s; the manager said:\n"
-                    + "".join(self.seen[-40:]) + self.logs())
-
-    def pid(self, name: str) -> int:
-        return int((self.directory / f"{name}.pid").read_text())
-
-    def logs(self) -> str:
-        out = []
-        for log in sorted((self.directory / "logs").glob("*.log")):
-            out.append(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}")
-        return "\n".join(out)
-
-
 @pytest.fixture
 def cluster(tmp_path) -> Iterator[Cluster]:
-    db_name = f"sb_cluster_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    limits_prefix = f"cluster-test-{uuid.uuid4().hex[:8]}"
-    base, port = free_ports(2), free_port()
     directory = tmp_path / "cluster"
     # Left by an earlier run that was killed: removed (or rewritten) at start. No process can
     # have this id (one past the kernel's largest).
@@ -153,55 +58,14 @@ def cluster(tmp_path) -> Iterator[Cluster]:
     for stale in ("switchboard-1", "switchboard-3", "haproxy"):
         (directory / f"{stale}.pid").write_text(f"{impossible}\n")
     dead = f"http://127.0.0.1:{free_port()}"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CLUSTER_", "RASA_", "DATABASE_URL", "REDIS_URL"))}
-    env.update(
-        APP_ENV="local", CLUSTER_REPLICAS="2", CLUSTER_PORT=str(port),
-        CLUSTER_REPLICA_BASE_PORT=str(base), CLUSTER_DIR=str(directory), CLUSTER_RASA="0",
-        CLUSTER_DATABASE_URL=f"{PG_SERVER}/{db_name}", REDIS_URL="redis://127.0.0.1:6379/0",
-        RATE_LIMIT_KEY_PREFIX=limits_prefix,
+    with start_cluster(directory, rasa=False, env=dict(
         RASA_URL=dead, ACTION_SERVER_URL=dead + "/webhook", RASA_CONNECT_TIMEOUT_S="0.5",
         RASA_TIMEOUT_S="1", LOG_LEVEL="warning",
         # No triage models: loading them takes a busy machine's cores for half a minute, and
         # messages go to the bot untriaged meanwhile anyway (what this test sends).
         TRIAGE_MODEL_DIR=str(tmp_path / "no-triage"),
-    )
-    process = subprocess.Popen([str(API_PY), "scripts/cluster.py"], cwd=REPO_ROOT, env=env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-    seen: list[str] = []
-
-    def read() -> None:
-        for line in process.stdout:
-            seen.append(line)
-            lines.put(line)
-
-    threading.Thread(target=read, daemon=True).start()
-    started = Cluster(process, directory, f"http://127.0.0.1:{port}", [base, base + 1], lines,
-                      seen)
-    try:
+    )) as started:
         yield started
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        for pid_file in directory.glob("*.pid"):  # only what a failed test left behind
-            pid = int(pid_file.read_text())
-            if ours(pid, directory):
-                os.kill(pid, signal.SIGKILL)
-        engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
-        engine.dispose()
-        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-        for key in client.scan_iter(f"{limits_prefix}*"):
-            client.delete(key)
-        client.close()
 
 
 def test_cluster_runs_restarts_and_dies_with_its_manager(cluster):

@@ -117,6 +117,23 @@ async def test_reload_rejoins_same_conversation(live_server):
     assert n == 1
 
 
+async def test_message_written_while_reconnecting_waits_for_its_session(live_server):
+    """socket.io-client sends what the fan typed while it was reconnecting right after the
+    connect handler's session_request, before session_confirm; python-socketio handles both at
+    once. The message is taken once the session is confirmed, not refused as unconfirmed."""
+    first = Widget(live_server.url)
+    await first.connect()
+    sid = await first.session("reconnecting-fan-session-1")
+    await first.close()
+    again = Widget(live_server.url)
+    await again.connect()
+    await again.sio.emit("session_request", {"session_id": sid})
+    await again.say("written while offline", sid)
+    assert await asyncio.wait_for(again.confirmed.get(), 5) == sid
+    assert await again.next() == {"text": "echo: written while offline"}
+    await again.close()
+
+
 async def test_reconnect_duplicate_gives_one_turn(widget, fake_rasa):
     sid = await widget.session("duplicate-session-01")
     await widget.say("same words", sid)

@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 # Slack past engine.io's ping interval + time-out before a still-open socket counts as proof;
 # also how long before a clean close an emit must have been to count as shown.
 PROOF_MARGIN_S = 1.0
+# How long a message waits for its socket's session_request under way (see on_user_uttered).
+SESSION_WAIT_S = 10.0
 # Why a socket closed, as python-socketio says: the client's own doing (not a ping time-out).
 CLEAN_CLOSE = frozenset({socketio.AsyncServer.reason.CLIENT_DISCONNECT,
                          socketio.AsyncServer.reason.TRANSPORT_CLOSE})
@@ -166,6 +168,8 @@ class WebchatChannel:
         self.sessions: dict[str, str] = {}
         self.unproven: dict[int, tuple[int, set[str], float]] = {}
         self.transports: dict[str, Any] = {}  # per socket, its engine.io socket (its pings)
+        # Per socket, its session_request under way: set once the session is confirmed.
+        self.confirming: dict[str, asyncio.Event] = {}
         self._proofs: set[asyncio.Task] = set()
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
@@ -205,6 +209,7 @@ class WebchatChannel:
         self.addresses.pop(sid, None)
         self.first_message.discard(sid)
         self.sessions.pop(sid, None)
+        self.confirming.pop(sid, None)
         transport = self.transports.pop(sid, None)
         await self._dropped(sid, clean=bool(args) and args[0] in CLEAN_CLOSE
                             and not _ping_overdue(transport))
@@ -231,6 +236,22 @@ class WebchatChannel:
         )
 
     async def on_session_request(self, sid: str, data: Any = None) -> None:
+        # Registered before the first await: a message the client sent after this request is
+        # handled after it (see on_user_uttered).
+        confirming = self.confirming[sid] = asyncio.Event()
+        try:
+            conv = await self._confirm_session(sid, data)
+        finally:
+            confirming.set()
+            if self.confirming.get(sid) is confirming:
+                del self.confirming[sid]
+        if conv is not None:
+            # Replies that waited for a socket of this session (or lost theirs) go out now, in
+            # order.
+            await self.outbox.deliver_conversation(conv.id)
+
+    async def _confirm_session(self, sid: str, data: Any) -> ConversationRef | None:
+        """Join the requested (or a new) session and confirm it; None when refused."""
         requested = data.get("session_id") if isinstance(data, dict) else None
         if not (isinstance(requested, str) and SESSION_ID.fullmatch(requested)):
             requested = None  # the server issues one
@@ -239,7 +260,7 @@ class WebchatChannel:
             language = declared(data["customData"].get("language"))
         address = self.addresses.get(sid, UNKNOWN)
         if await self._limited(sid, language, BUSY_NETWORK, (Scope.session_request, address)):
-            return
+            return None
         conv = await self.db.run(
             flows.open_webchat_session, requested_id=requested, idle_limit=self.idle_limit,
             declared_language=language,
@@ -258,8 +279,7 @@ class WebchatChannel:
         self.first_message.add(sid)
         await self.sio.emit("session_confirm", session_id, to=sid)
         log.info("webchat session confirmed for conversation %s", conv.id)
-        # Replies that waited for a socket of this session (or lost theirs) go out now, in order.
-        await self.outbox.deliver_conversation(conv.id)
+        return conv
 
     async def _tell(self, sid: str, table: dict[str, str], language: str | None, code: str) -> None:
         await self.sio.emit(
@@ -269,6 +289,15 @@ class WebchatChannel:
         )
 
     async def on_user_uttered(self, sid: str, data: Any = None) -> None:
+        # socket.io-client sends what the fan wrote while it was reconnecting right after the
+        # session_request of its connect handler, and python-socketio handles both at once:
+        # the message waits for that session to be confirmed instead of being refused.
+        confirming = self.confirming.get(sid)
+        if confirming is not None:
+            try:
+                await asyncio.wait_for(confirming.wait(), SESSION_WAIT_S)
+            except TimeoutError:
+                pass  # refused below as unconfirmed, as without a session_request
         session = await self.sio.get_session(sid)
         data = data if isinstance(data, dict) else {}
         log_unknown_fields("webchat", data, KNOWN_UTTERED)
