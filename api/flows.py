@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import and_, exists, or_, select, update
@@ -37,6 +37,15 @@ from api.handoff.service import Desk
 from api.logs import bind_conversation
 from api.lost_property import service as lost_property
 from api.relay.schemas import BotTurn
+from api.snapshots import (
+    ConversationRef,
+    HistoryTurn,
+    OutgoingRef,
+    PendingTurn,
+    Received,
+    StoredTurn,
+    out_ref,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,75 +72,6 @@ NOT_UNDERSTOOD = frozenset({"nlu_fallback", "out_of_scope"})
 
 def localized(table: dict[str, str], language: str | None) -> str:
     return table.get((language or "en")[:2], table["en"])
-
-
-@dataclass(frozen=True)
-class ConversationRef:
-    """What the async side needs to know about a conversation."""
-
-    id: int
-    channel: Channel
-    external_id: str
-    rasa_sender_id: str
-    status: ConversationStatus
-    language: str | None
-
-    @classmethod
-    def of(cls, conversation: Conversation) -> ConversationRef:
-        ident = conversation.identity
-        return cls(
-            id=conversation.id,
-            channel=conversation.channel,
-            external_id=ident.external_id,
-            rasa_sender_id=ident.rasa_sender_id,
-            status=conversation.status,
-            language=conversation.language,
-        )
-
-
-@dataclass(frozen=True)
-class OutgoingRef:
-    id: int
-    uid: str
-    sender_type: SenderType
-    text: str | None
-    payload: dict[str, Any] | None
-
-
-@dataclass
-class Received:
-    conversation: ConversationRef
-    message_id: int | None  # None: a duplicate, dropped
-    relay: bool = False
-    replies: list[OutgoingRef] = field(default_factory=list)
-    held: bool = False  # a text message for the person who owns the thread (triaged too)
-    duplicate_of: int | None = None  # a resend of this stored message (same message id)
-
-
-@dataclass(frozen=True)
-class HistoryTurn:
-    """An earlier fan message, for triage: its text, the bot's parse, its stored score."""
-
-    text: str
-    parse: dict[str, Any] | None
-    negative: float | None
-
-
-@dataclass(frozen=True)
-class PendingTurn:
-    id: int
-    uid: str
-    text: str
-    attempts: int  # counted attempts (a claimed turn includes the one about to run)
-    next_relay_at: dt.datetime | None
-    claimed: bool = False  # this attempt is already counted: call Rasa straight away
-    history: tuple[HistoryTurn, ...] = ()  # the fan's previous messages, oldest first
-    language: str | None = None  # decided when the message was stored (metadata.language)
-    command: bool = False  # a pressed button's payload: reaches Rasa as an intent command
-
-
-def out_ref(msg: Message) -> OutgoingRef:
-    return OutgoingRef(msg.id, msg.uid, msg.sender_type, msg.text, msg.payload)
 
 
 def open_webchat_session(
@@ -455,14 +395,6 @@ def record_failure(
 
 def _button_payload(buttons) -> list[dict[str, Any]]:
     return [{"title": b.title, "payload": b.payload or b.title} for b in buttons]
-
-
-@dataclass
-class StoredTurn:
-    replies: list[OutgoingRef]
-    more_pending: bool  # another fan message of the conversation waits for the bot
-    alert: str | None = None  # an urgent thread nobody can take: text for the alert webhook
-    handoff: dict[str, Any] | None = None
 
 
 def _hand_off(

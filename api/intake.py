@@ -31,13 +31,13 @@ from api.channels.common import BadMessage, check_text
 from api.conversations.language import LanguageDecider
 from api.db import Database
 from api.enums import Channel, RelayStatus
-from api.flows import ConversationRef, OutgoingRef, Received
 from api.logs import bind_conversation
 from api.metrics.metrics import Metrics
 from api.ratelimit.address import UNKNOWN
 from api.ratelimit.alerts import UrgentAlerts
 from api.ratelimit.limiter import RateLimits, Scope, Verdict
 from api.relay.relay import PullDeliverer, Relay
+from api.snapshots import ConversationRef, OutgoingRef, Received
 from api.text import first_unstorable
 
 if TYPE_CHECKING:

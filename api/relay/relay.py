@@ -23,11 +23,11 @@ from api import flows
 from api.cluster.replica import Replica
 from api.db import Database, utcnow
 from api.enums import Channel
-from api.flows import ConversationRef, OutgoingRef, PendingTurn
 from api.logs import bind_conversation, bind_request
 from api.metrics.metrics import Metrics
 from api.relay.client import RasaClient, RasaError
 from api.settings import Settings
+from api.snapshots import ConversationRef, OutgoingRef, PendingTurn, StoredTurn
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ class Relay:
             handoff.alert(stored.alert, conv.id)
         return stored.more_pending
 
-    def _count_handoff(self, decision: dict | None, stored: flows.StoredTurn) -> None:
+    def _count_handoff(self, decision: dict | None, stored: StoredTurn) -> None:
         """A turn that handed the thread to a person: counted by its first trigger (the
         decisive one; the others are in the thread's triage record) and topic."""
         if stored.handoff is None:

@@ -13,7 +13,7 @@ import asyncio
 
 from api import flows
 from api.db import Database
-from api.flows import OutgoingRef, Received
+from api.snapshots import OutgoingRef, Received
 
 # How often a resend looks again for its message's turn (doubling up to the cap).
 FIRST_LOOK_S = 0.02
