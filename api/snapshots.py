@@ -60,6 +60,8 @@ class Received:
     replies: list[OutgoingRef] = field(default_factory=list)
     held: bool = False  # a text message for the person who owns the thread (triaged too)
     duplicate_of: int | None = None  # a resend of this stored message (same message id)
+    turn: PendingTurn | None = None  # its bot turn, claimed for this replica when stored
+    collected: list[OutgoingRef] | None = None  # a pull channel's replies, taken with its turn
 
 
 @dataclass(frozen=True)
@@ -90,3 +92,4 @@ class StoredTurn:
     more_pending: bool  # another fan message of the conversation waits for the bot
     alert: str | None = None  # an urgent thread nobody can take: text for the alert webhook
     handoff: dict[str, Any] | None = None
+    collected: list[OutgoingRef] | None = None  # store_turn(collect=True): the pull reply

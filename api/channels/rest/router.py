@@ -102,7 +102,7 @@ async def rest_webhook(request: Request, services: ServicesDep) -> list[dict[str
             declared_language=declared(metadata.get("language")),
             address=address,
             limits=((Scope.sender, f"rest:{sender}"), (Scope.address, address)),
-        ))
+        ), collect=True)
     except BadMessage as exc:
         raise HTTPException(422, str(exc)) from None
     except RateLimited as exc:
