@@ -14,6 +14,9 @@ turn is read from /proc.
 archive <commit> | tar -x -C DIR``, with models/ linked), on its own fresh database, timed in
 the same interleaved rounds: before/after figures that machine load cannot tell apart.
 
+``--real-rasa``: the same against the real Rasa and action servers (trained model; the issue's
+interleaved measurement, turns 2..N, one fan at a time).
+
 ``--triage off`` leaves triage out (TRIAGE_MODEL_DIR pointed at an empty folder: messages go to
 the bot untriaged); the default is the product as built (models/triage, `make train-triage`).
 """
@@ -21,6 +24,7 @@ the bot untriaged); the default is the product as built (models/triage, `make tr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -85,22 +89,40 @@ def wait_ready(url: str, proc: subprocess.Popen, *, triage: bool, workdir: Path,
 
 def run(args) -> dict:
     sys.path.insert(0, str(ROOT))
-    from api.bench.common import free_port
-    from api.main import migrate
     from tests.api.fakes import FakeActionServer, FakeRasa
 
-    rasa = FakeRasa().start()
-    rasa.delay = args.rasa_ms / 1000
-    actions = FakeActionServer().start()
+    with contextlib.ExitStack() as stack:
+        if args.real_rasa:
+            from tests.support.rasa_servers import start_bot_servers
+
+            bot = stack.enter_context(start_bot_servers())
+            rasa_url, token, actions_url = bot.rasa_url, bot.token, bot.actions_url
+        else:
+            rasa = FakeRasa().start()
+            rasa.delay = args.rasa_ms / 1000
+            stack.callback(rasa.stop)
+            actions = FakeActionServer().start()
+            stack.callback(actions.stop)
+            rasa_url, token = rasa.url, FakeRasa.TOKEN
+            actions_url = actions.url + "/webhook"
+        return _run(args, rasa_url, token, actions_url)
+
+
+def _run(args, rasa_url: str, token: str, actions_url: str) -> dict:
+    from api.bench.common import free_port
+    from api.main import migrate
+
     results: dict = {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg(),
-                     "triage": args.triage, "rasa_ms": args.rasa_ms}
+                     "triage": args.triage,
+                     "rasa": "real (tests/support/rasa_servers.py)" if args.real_rasa
+                     else f"fake, {args.rasa_ms:.0f} ms"}
     roots = {"switchboard": ROOT}
     if args.baseline_root:
         roots["baseline"] = Path(args.baseline_root).resolve()
     procs: dict[str, subprocess.Popen] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        targets = [("direct", rasa.url)]
+        targets = [("direct", rasa_url)]
         try:
             for i, (name, root) in enumerate(roots.items()):
                 database_url = (args.database_url if name == "switchboard" and args.database_url
@@ -114,8 +136,8 @@ def run(args) -> dict:
                                    check=True)
                 port = args.port + i if args.port else free_port()
                 procs[name] = start_switchboard(
-                    port=port, database_url=database_url, rasa_url=rasa.url,
-                    token=FakeRasa.TOKEN, actions_url=actions.url + "/webhook",
+                    port=port, database_url=database_url, rasa_url=rasa_url,
+                    token=token, actions_url=actions_url,
                     triage_dir=str(workdir / "no-triage") if args.triage == "off" else None,
                     workdir=workdir, root=root, name=name)
                 targets.append((name, f"http://127.0.0.1:{port}"))
@@ -149,8 +171,6 @@ def run(args) -> dict:
             for proc in procs.values():
                 proc.terminate()
                 proc.wait(10)
-            rasa.stop()
-            actions.stop()
     direct = lat["direct"]
     results["direct"] = {"p50_ms": statistics.median(direct), "p99_ms": pct(direct, 0.99)}
     for name in procs:
@@ -174,6 +194,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3, help="conversations not timed")
     parser.add_argument("--rasa-ms", type=float, default=0.0,
                         help="how long the fake Rasa takes per turn (0: instant)")
+    parser.add_argument("--real-rasa", action="store_true",
+                        help="the real Rasa and action servers (trained model) instead")
     parser.add_argument("--triage", choices=("as-built", "off"), default="as-built")
     parser.add_argument("--database-url", default=None,
                         help="a migrated-or-empty database (default: fresh SQLite)")
@@ -185,10 +207,10 @@ def main() -> int:
     args = parser.parse_args()
     r = run(args)
     d = r["direct"]
-    print(f"REST turns 2..{args.turns}, one fan at a time (triage {r['triage']}, fake Rasa "
-          f"{r['rasa_ms']:.0f} ms; load {r['loadavg_before'][0]:.2f} -> "
+    print(f"REST turns 2..{args.turns}, one fan at a time (triage {r['triage']}, Rasa "
+          f"{r['rasa']}; load {r['loadavg_before'][0]:.2f} -> "
           f"{r['loadavg_after'][0]:.2f} on {r['cpus']} CPUs)")
-    print(f"direct to the fake Rasa: p50 {d['p50_ms']:.1f} / p99 {d['p99_ms']:.1f} ms")
+    print(f"direct to Rasa's REST channel: p50 {d['p50_ms']:.1f} / p99 {d['p99_ms']:.1f} ms")
     for name in ("baseline", "switchboard"):
         if name in r:
             s = r[name]
