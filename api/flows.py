@@ -141,7 +141,7 @@ def receive_fan_message(
     ``declared_language`` is the client's hint), whether the bot gets it, and whether it reaches
     Rasa as a command (:func:`command_of`).
 
-    ``claim_for``: a message for the bot that is the oldest one waiting in its conversation is
+    ``claim_for``: a message for the bot that is the only one of its conversation waiting is
     claimed for this replica in the same commit (``Received.turn``, its attempt counted: the
     first commit of its turn, see :func:`claim_in_line`)."""
     conversation, _ = conversations.open_for(
@@ -213,14 +213,14 @@ def receive_fan_message(
 
 def claim_in_line(session: Session, msg: Message, *, member: Member,
                   history: int) -> PendingTurn | None:
-    """Claim a fan message for ``member`` in the transaction that stores it, when it is the
-    oldest message of its conversation waiting for the bot (else None: the relay claims the
+    """Claim a fan message for ``member`` in the transaction that stores it, when no other
+    message of its conversation is waiting for the bot (else None: the relay claims the
     conversation's turns in order, :func:`claim_next_turn`).
 
     Storing a message locks its conversation's row first (PostgreSQL: read ``FOR NO KEY
     UPDATE`` by :func:`conversations.open_for`; SQLite: the insert takes the database's write
     lock), so two messages of a thread stored at once are stored and looked at here one after
-    the other, and the later one sees the earlier waiting: at most one is claimed, the oldest.
+    the other, and the later one sees the earlier waiting: at most one is claimed, the older.
     A row nobody else can see yet needs no conditional update. The attempt is counted as
     :func:`claim_next_turn` counts a first one. The retry loop leaves the turn alone for
     ``member.stale_s`` (``next_relay_at``): its replica runs it straight after the commit, and
