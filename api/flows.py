@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import and_, exists, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from api.cluster import service as cluster
 from api.cluster.service import Member
@@ -37,6 +37,15 @@ from api.handoff.service import Desk
 from api.logs import bind_conversation
 from api.lost_property import service as lost_property
 from api.relay.schemas import BotTurn
+from api.snapshots import (
+    ConversationRef,
+    HistoryTurn,
+    OutgoingRef,
+    PendingTurn,
+    Received,
+    StoredTurn,
+    out_ref,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,75 +72,6 @@ NOT_UNDERSTOOD = frozenset({"nlu_fallback", "out_of_scope"})
 
 def localized(table: dict[str, str], language: str | None) -> str:
     return table.get((language or "en")[:2], table["en"])
-
-
-@dataclass(frozen=True)
-class ConversationRef:
-    """What the async side needs to know about a conversation."""
-
-    id: int
-    channel: Channel
-    external_id: str
-    rasa_sender_id: str
-    status: ConversationStatus
-    language: str | None
-
-    @classmethod
-    def of(cls, conversation: Conversation) -> ConversationRef:
-        ident = conversation.identity
-        return cls(
-            id=conversation.id,
-            channel=conversation.channel,
-            external_id=ident.external_id,
-            rasa_sender_id=ident.rasa_sender_id,
-            status=conversation.status,
-            language=conversation.language,
-        )
-
-
-@dataclass(frozen=True)
-class OutgoingRef:
-    id: int
-    uid: str
-    sender_type: SenderType
-    text: str | None
-    payload: dict[str, Any] | None
-
-
-@dataclass
-class Received:
-    conversation: ConversationRef
-    message_id: int | None  # None: a duplicate, dropped
-    relay: bool = False
-    replies: list[OutgoingRef] = field(default_factory=list)
-    held: bool = False  # a text message for the person who owns the thread (triaged too)
-    duplicate_of: int | None = None  # a resend of this stored message (same message id)
-
-
-@dataclass(frozen=True)
-class HistoryTurn:
-    """An earlier fan message, for triage: its text, the bot's parse, its stored score."""
-
-    text: str
-    parse: dict[str, Any] | None
-    negative: float | None
-
-
-@dataclass(frozen=True)
-class PendingTurn:
-    id: int
-    uid: str
-    text: str
-    attempts: int  # counted attempts (a claimed turn includes the one about to run)
-    next_relay_at: dt.datetime | None
-    claimed: bool = False  # this attempt is already counted: call Rasa straight away
-    history: tuple[HistoryTurn, ...] = ()  # the fan's previous messages, oldest first
-    language: str | None = None  # decided when the message was stored (metadata.language)
-    command: bool = False  # a pressed button's payload: reaches Rasa as an intent command
-
-
-def out_ref(msg: Message) -> OutgoingRef:
-    return OutgoingRef(msg.id, msg.uid, msg.sender_type, msg.text, msg.payload)
 
 
 def open_webchat_session(
@@ -194,12 +134,19 @@ def receive_fan_message(
     dedup_window_s: float = 0.0,
     pressed: str | None = None,
     start_commands: frozenset[str] = frozenset(),
+    claim_for: Member | None = None,
+    history: int = 5,
 ) -> Received:
     """Store a fan's message before anything else happens; decide its language (``languages``;
     ``declared_language`` is the client's hint), whether the bot gets it, and whether it reaches
-    Rasa as a command (:func:`command_of`)."""
+    Rasa as a command (:func:`command_of`).
+
+    ``claim_for``: a message for the bot that is the only one of its conversation waiting is
+    claimed for this replica in the same commit (``Received.turn``, its attempt counted: the
+    first commit of its turn, see :func:`claim_in_line`)."""
     conversation, _ = conversations.open_for(
-        session=session, channel=channel, external_id=external_id, language=declared_language
+        session=session, channel=channel, external_id=external_id, language=declared_language,
+        lock=True,
     )
     bind_conversation(conversation.id)  # this thread's lines; the caller binds its own
     if (
@@ -249,6 +196,8 @@ def receive_fan_message(
                 text=localized(TEXT_ONLY_REPLY, conversation.language), reply_to_id=msg.id,
             )
         )
+    turn = (claim_in_line(session, msg, member=claim_for, history=history)
+            if claim_for is not None and msg.relay_status == RelayStatus.pending else None)
     session.commit()
     log.info("message %s stored (conversation %s, %s)", msg.id, conversation.id,
              msg.relay_status.value)
@@ -258,7 +207,42 @@ def receive_fan_message(
         relay=msg.relay_status == RelayStatus.pending,
         replies=[out_ref(r) for r in replies],
         held=msg.relay_status == RelayStatus.held and bool(text),
+        turn=turn,
     )
+
+
+def claim_in_line(session: Session, msg: Message, *, member: Member,
+                  history: int) -> PendingTurn | None:
+    """Claim a fan message for ``member`` in the transaction that stores it, when no other
+    message of its conversation is waiting for the bot (else None: the relay claims the
+    conversation's turns in order, :func:`claim_next_turn`).
+
+    Storing a message locks its conversation's row first (PostgreSQL: read ``FOR NO KEY
+    UPDATE`` by :func:`conversations.open_for`; SQLite: the insert takes the database's write
+    lock), so two messages of a thread stored at once are stored and looked at here one after
+    the other, and the later one sees the earlier waiting: at most one is claimed, the older.
+    A row nobody else can see yet needs no conditional update. The attempt is counted as
+    :func:`claim_next_turn` counts a first one. The retry loop leaves the turn alone for
+    ``member.stale_s`` (``next_relay_at``): its replica runs it straight after the commit, and
+    only a turn it never ran is taken up again (a dead replica's, after the same wait)."""
+    # Other rows only: this message's own pending changes (its language) go out with the claim,
+    # in one update.
+    with session.no_autoflush:
+        waiting = session.scalar(
+            select(Message.id).where(
+                Message.conversation_id == msg.conversation_id,
+                Message.relay_status == RelayStatus.pending,
+                Message.id != msg.id,
+            ).limit(1)
+        )
+        if waiting is not None:
+            return None
+        past = fan_history(session, conversation_id=msg.conversation_id, before_id=msg.id,
+                           limit=history) if history else ()
+    msg.relay_claimed_by = member.replica_id
+    msg.relay_attempts = 1
+    msg.next_relay_at = utcnow() + dt.timedelta(seconds=member.stale_s)
+    return replace(_pending(msg, claimed=True, history=past), next_relay_at=None)
 
 
 def looks_like_command(text: str | None) -> bool:
@@ -457,14 +441,6 @@ def _button_payload(buttons) -> list[dict[str, Any]]:
     return [{"title": b.title, "payload": b.payload or b.title} for b in buttons]
 
 
-@dataclass
-class StoredTurn:
-    replies: list[OutgoingRef]
-    more_pending: bool  # another fan message of the conversation waits for the bot
-    alert: str | None = None  # an urgent thread nobody can take: text for the alert webhook
-    handoff: dict[str, Any] | None = None
-
-
 def _hand_off(
     session: Session, conversation: Conversation, msg: Message, decision: dict[str, Any],
     desk: Desk,
@@ -555,14 +531,22 @@ def safety_turn(
 
 def store_turn(
     session: Session, *, message_id: int, turn: BotTurn, negative: float | None = None,
-    decision: dict[str, Any] | None = None, desk: Desk | None = None,
+    decision: dict[str, Any] | None = None, desk: Desk | None = None, collect: bool = False,
 ) -> StoredTurn:
     """Store a bot turn: replies for the fan, custom items acted on (never shown), and when
-    triage says so, the handoff (its text after the bot's, in the same reply)."""
-    msg = session.get(Message, message_id)
+    triage says so, the handoff (its text after the bot's, in the same reply).
+
+    ``collect``: a pull channel's request (REST) is waiting for this turn: the conversation's
+    replies not collected yet, this turn's with them, are marked sent in the same commit and
+    returned (``StoredTurn.collected``; what :func:`take_undelivered` would hand out next)."""
+    msg = session.get(Message, message_id, options=[joinedload(Message.conversation)])
     if msg.relay_status != RelayStatus.pending:
         return StoredTurn([], True)
     conversation = msg.conversation
+    # Read before this turn's replies are added (they are stored as sent, not updated after).
+    uncollected = (conversations.undelivered_replies(session=session,
+                                                      conversation_id=conversation.id)
+                   if collect else [])
     msg.negative = negative
     msg.relay_status = RelayStatus.answered
     msg.relay_error = None
@@ -598,6 +582,7 @@ def store_turn(
                 conversations.add_reply(
                     session=session, conversation=conversation, sender_type=SenderType.bot,
                     text=item.text, payload=payload, reply_to_id=msg.id,
+                    delivery_status=DeliveryStatus.sent if collect else DeliveryStatus.pending,
                 )
             )
     routed = None
@@ -618,9 +603,17 @@ def store_turn(
             Message.id != msg.id,
         ).limit(1)
     ) is not None
+    collected = None
+    if collect:
+        rows = [*uncollected, *replies]
+        conversations.mark_delivery(
+            session=session, status=DeliveryStatus.sent,
+            message_ids=[r.id for r in rows if r.delivery_status != DeliveryStatus.sent],
+        )
+        collected = [out_ref(r) for r in sorted(rows, key=lambda r: r.id)]
     session.commit()
     return StoredTurn([out_ref(r) for r in replies], more, routed.alert if routed else None,
-                      routed.handoff if routed else None)
+                      routed.handoff if routed else None, collected)
 
 
 def _act_on_custom(

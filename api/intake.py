@@ -31,13 +31,13 @@ from api.channels.common import BadMessage, check_text
 from api.conversations.language import LanguageDecider
 from api.db import Database
 from api.enums import Channel, RelayStatus
-from api.flows import ConversationRef, OutgoingRef, Received
 from api.logs import bind_conversation
 from api.metrics.metrics import Metrics
 from api.ratelimit.address import UNKNOWN
 from api.ratelimit.alerts import UrgentAlerts
 from api.ratelimit.limiter import RateLimits, Scope, Verdict
 from api.relay.relay import PullDeliverer, Relay
+from api.snapshots import ConversationRef, OutgoingRef, Received
 from api.text import first_unstorable
 
 if TYPE_CHECKING:
@@ -88,11 +88,13 @@ class Intake:
         self.metrics = metrics or Metrics()
         self.handoff = handoff
 
-    async def receive(self, incoming: Incoming, *, settle: bool = True,
+    async def receive(self, incoming: Incoming, *, settle: bool = True, collect: bool = False,
                       admitted: Callable[[], None] | None = None) -> Received:
         """Take a fan's message (the module docstring's steps). ``admitted`` runs once it has
         passed the limits, before it is stored; ``settle=False`` leaves step 5 to the caller
         (:meth:`settle` with ``wait=False``: a webhook that answers before the bot runs).
+        ``collect``: a pull channel's request (REST) answers with the replies; those its bot
+        turn collected in its own commit are in ``Received.collected``.
         Raises :class:`BadMessage` or :class:`RateLimited` when the message is not taken."""
         if incoming.strict:
             check_text(incoming.text, max_chars=self.max_message_chars)
@@ -111,7 +113,7 @@ class Intake:
             self.alerts.note_origin(received.conversation.id, incoming.address)
         if settle:
             bind_conversation(received.conversation.id)
-            await self.settle([received])
+            await self.settle([received], collect=collect)
         return received
 
     def _store(self, session: Session, *, incoming: Incoming) -> Received:
@@ -129,20 +131,31 @@ class Intake:
             dedup_window_s=incoming.dedup_window_s,
             pressed=incoming.pressed,
             start_commands=incoming.start_commands,
+            # the first commit of its bot turn too (api/relay/relay.py runs it next)
+            claim_for=self.relay.replica.member,
+            history=self.relay.settings.triage_history,
         )
 
-    async def settle(self, batch: Sequence[Received], *, wait: bool = True) -> None:
+    async def settle(self, batch: Sequence[Received], *, wait: bool = True,
+                     collect: bool = False) -> None:
         """What follows storing: notices for the fans (the text-only notice, the survey's
         thanks), then the bot's turns (awaited with ``wait``, else in the background; once per
-        conversation), then triage of the messages held for a person."""
+        conversation; a turn claimed when its message was stored runs first), then triage of
+        the messages held for a person. ``collect`` (with ``wait``): see :meth:`receive`."""
         for received in batch:
             if received.replies:
                 await self._deliver(received.conversation, received.replies)
+        claimed = {r.conversation.id: r for r in batch if r.turn is not None}
         for conversation_id in sorted({r.conversation.id for r in batch if r.relay}):
+            first = claimed.get(conversation_id)
+            turn = (first.conversation, first.turn) if first is not None else None
             if wait:
-                await self.relay.process(conversation_id)
+                collected = await self.relay.process(conversation_id, claimed=turn,
+                                                     collect=collect)
+                if first is not None:
+                    first.collected = collected
             else:
-                self.relay.kick(conversation_id)
+                self.relay.kick(conversation_id, claimed=turn)
         for received in batch:
             if received.held and self.handoff is not None:
                 await self.handoff.on_held(received.conversation, received.message_id)

@@ -10,7 +10,7 @@ REDIS_READY := redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1
 API_PYTEST := $(API_PY) -m pytest tests/api -p no:cacheprovider
 
 .PHONY: api-env npm-assets chromium services test-api test-api-sqlite test-api-postgres \
-	db-upgrade bench-switchboard bench-handoff bench-inbox bench-flood fuzz fuzz-short bench-reports
+	db-upgrade bench-switchboard bench-switchboard-cost bench-handoff bench-inbox bench-flood fuzz fuzz-short bench-reports
 
 # .venv from requirements/api.lock (recreated when the lock changes).
 api-env: $(API_STAMP)
@@ -75,6 +75,12 @@ db-upgrade: api-env
 # (writes var/bench-switchboard.json; a few minutes; only 127.0.0.1 traffic).
 bench-switchboard: api-env npm-assets train
 	$(API_PY) -m api.bench
+
+# The switchboard's own cost per REST turn against an instant fake Rasa, interleaved with the
+# same turns sent to the fake Rasa directly (about a minute; 127.0.0.1 only; writes
+# var/bench-switchboard-cost.json). BENCH_COST_ARGS: e.g. --baseline-root DIR --triage off.
+bench-switchboard-cost: api-env
+	$(API_PY) -m benchmarks.switchboard_cost $(BENCH_COST_ARGS)
 
 # Time from a fan's urgent message to the assignee's event on the bus (no Rasa in the path;
 # a few hundred messages, 127.0.0.1 only, stops by itself; writes var/bench-handoff.json).

@@ -52,22 +52,28 @@ def last_active(identity: ChannelIdentity) -> dt.datetime:
     return identity.last_inbound_at or identity.created_at
 
 
-def current_for_identity(*, session: Session, identity_id: int) -> Conversation | None:
-    """The identity's latest conversation (open or resolved)."""
-    return session.scalar(
-        select(Conversation)
-        .where(Conversation.identity_id == identity_id)
-        .order_by(Conversation.id.desc())
-        .limit(1)
-    )
+def current_for_identity(*, session: Session, identity_id: int,
+                         lock: bool = False) -> Conversation | None:
+    """The identity's latest conversation (open or resolved); ``lock``: its row locked for
+    this transaction (PostgreSQL ``FOR NO KEY UPDATE``; SQLite has one writer anyway)."""
+    query = (select(Conversation)
+             .where(Conversation.identity_id == identity_id)
+             .order_by(Conversation.id.desc())
+             .limit(1))
+    if lock:
+        query = query.with_for_update(key_share=True, of=Conversation)
+    return session.scalar(query)
 
 
 def open_for(
-    *, session: Session, channel: Channel, external_id: str, language: str | None = None
+    *, session: Session, channel: Channel, external_id: str, language: str | None = None,
+    lock: bool = False,
 ) -> tuple[Conversation, bool]:
     """Get or create the fan, identity and conversation for a channel address.
 
     Returns ``(conversation, created)``. Safe against a concurrent creator (unique constraint).
+    ``lock``: an existing conversation's row is locked as it is read (a fan message is stored:
+    see :func:`api.flows.claim_in_line`).
     """
     identity = get_identity(session=session, channel=channel, external_id=external_id)
     if identity is None:
@@ -88,7 +94,7 @@ def open_for(
                 raise
         else:
             return conversation, True
-    conversation = current_for_identity(session=session, identity_id=identity.id)
+    conversation = current_for_identity(session=session, identity_id=identity.id, lock=lock)
     if conversation is not None:
         # A client's declared language only fills a gap: the fan's own words decide after that
         # (api/conversations/language.py).
@@ -350,10 +356,12 @@ def add_reply(
     payload: dict[str, Any] | None = None,
     reply_to_id: int | None = None,
     staff_id: int | None = None,
+    delivery_status: DeliveryStatus = DeliveryStatus.pending,
 ) -> Message:
     """Store an outgoing message (bot, staff or system) waiting for delivery; on a push channel
     its outbox row is written in the same transaction (api/outbox), so no path can store a reply
-    that nobody will send."""
+    that nobody will send. ``delivery_status=sent``: a pull channel's reply handed out in the
+    response of the request that is storing it."""
     msg = Message(
         conversation_id=conversation.id,
         channel=conversation.channel,
@@ -363,7 +371,7 @@ def add_reply(
         text=text,
         payload=payload or None,
         reply_to_id=reply_to_id,
-        delivery_status=DeliveryStatus.pending,
+        delivery_status=delivery_status,
     )
     session.add(msg)
     session.flush()
@@ -374,7 +382,8 @@ def add_reply(
     publish_on_commit(
         session,
         Event("message.created", conversation.id,
-              {"message_id": msg.id, "kind": "outgoing", "sender": sender_type.value}),
+              {"message_id": msg.id, "kind": "outgoing", "sender": sender_type.value,
+               "channel": conversation.channel.value}),
     )
     return msg
 

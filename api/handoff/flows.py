@@ -20,12 +20,12 @@ from api.conversations.service import TransitionConflict
 from api.csat import service as csat
 from api.enums import Channel, ConversationStatus, Presence, Priority, SenderType
 from api.events import Event, publish_on_commit
-from api.flows import ConversationRef, OutgoingRef, out_ref
 from api.handoff import service as handoff
 from api.handoff import texts
 from api.handoff.service import Desk
 from api.routing import policy
 from api.routing import service as routing
+from api.snapshots import ConversationRef, OutgoingRef, out_ref
 from api.staff.models import Staff
 
 log = logging.getLogger(__name__)

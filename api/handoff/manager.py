@@ -16,12 +16,12 @@ from api.clock import Clock
 from api.cluster.replica import Replica
 from api.cluster.service import TIMERS_LEASE
 from api.db import Database
-from api.flows import ConversationRef, HistoryTurn, OutgoingRef
 from api.handoff.service import Desk
 from api.logs import adopt_library_loggers
 from api.ratelimit.alerts import UrgentAlerts
 from api.routing.policy import TopicRule
 from api.settings import Settings
+from api.snapshots import ConversationRef, HistoryTurn, OutgoingRef
 
 if TYPE_CHECKING:  # loading api.triage pulls in spaCy: only at startup, never at import
     from api.relay.relay import Relay

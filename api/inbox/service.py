@@ -33,6 +33,7 @@ from api.lost_property.models import LostPropertyReport
 from api.routing import policy
 from api.routing import service as routing
 from api.routing.policy import TopicRule
+from api.snapshots import ConversationRef, out_ref
 from api.staff.models import Staff
 
 log = logging.getLogger(__name__)
@@ -281,8 +282,6 @@ def transfer_flow(session: Session, *, conversation_id: int, staff_id: int, to_h
                   note: str, desk):
     """Hand my thread to a colleague with a note: the colleague sees the note and an
     ``conversation.assigned`` event; the fan is told who takes over. Returns the fan notice."""
-    from api.flows import ConversationRef, out_ref
-
     c, staff = load_for_staff(session, conversation_id, staff_id)
     if c.status not in (ConversationStatus.assigned, ConversationStatus.queued):
         raise Conflict(f"the conversation is {c.status.value}")

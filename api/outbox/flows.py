@@ -14,9 +14,9 @@ from api.conversations.models import Message
 from api.db import utcnow
 from api.enums import Channel, DeliveryStatus, OutboxStatus
 from api.events import Event, publish_on_commit
-from api.flows import OutgoingRef, out_ref
 from api.outbox import service as outbox
 from api.outbox.models import OutboxItem
+from api.snapshots import OutgoingRef, out_ref
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,8 @@ from api.settings import Settings
 
 log = logging.getLogger(__name__)
 
+PUSH_VALUES = frozenset(c.value for c in outbox.PUSH_CHANNELS)
+
 
 @dataclass(frozen=True)
 class Sent:
@@ -120,7 +122,10 @@ class OutboxWorker:
     async def _listen(self, subscription) -> None:
         try:
             async for event in subscription:
-                if event.data.get("kind") == "outgoing":
+                # A pull channel's reply (REST) has no outbox row: no round for it. An event
+                # without a channel (an older replica's) wakes one.
+                channel = event.data.get("channel")
+                if event.data.get("kind") == "outgoing" and channel in (None, *PUSH_VALUES):
                     self.wake()
         finally:
             subscription.close()

@@ -23,11 +23,11 @@ from api import flows
 from api.cluster.replica import Replica
 from api.db import Database, utcnow
 from api.enums import Channel
-from api.flows import ConversationRef, OutgoingRef, PendingTurn
 from api.logs import bind_conversation, bind_request
 from api.metrics.metrics import Metrics
 from api.relay.client import RasaClient, RasaError
 from api.settings import Settings
+from api.snapshots import ConversationRef, OutgoingRef, PendingTurn, StoredTurn
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +69,10 @@ class Relay:
         self.handoff = None  # api.handoff.manager.HandoffManager: triage before and after
 
     # -- scheduling -------------------------------------------------------------------------
-    def kick(self, conversation_id: int) -> None:
+    def kick(self, conversation_id: int, *,
+             claimed: tuple[ConversationRef, PendingTurn] | None = None) -> None:
         """Process a conversation's pending messages in the background."""
-        task = asyncio.create_task(self.process(conversation_id))
+        task = asyncio.create_task(self.process(conversation_id, claimed=claimed))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -111,24 +112,37 @@ class Relay:
             await asyncio.sleep(self.settings.relay_poll_s)
 
     # -- one conversation ---------------------------------------------------------------------
-    async def process(self, conversation_id: int) -> None:
-        """Run the pending turns of one conversation, oldest first, one at a time."""
+    async def process(self, conversation_id: int, *,
+                      claimed: tuple[ConversationRef, PendingTurn] | None = None,
+                      collect: bool = False) -> list[OutgoingRef] | None:
+        """Run the pending turns of one conversation, oldest first, one at a time.
+
+        ``claimed``: its oldest turn, claimed for this replica when the message was stored
+        (:func:`api.flows.claim_in_line`): run first, without claiming it again. ``collect``: a
+        pull channel's request waits for that turn; returns the replies it collected in the
+        turn's commit (None: it collected nothing, the caller reads them itself)."""
         bind_conversation(conversation_id)
         bind_request()  # a retry in the background has no request: its turn gets its own id
         lock = self._locks.setdefault(conversation_id, asyncio.Lock())
+        collected = None
         try:
             async with lock:
                 while True:
-                    conv, head = await self.db.run(
-                        flows.claim_next_turn, conversation_id=conversation_id,
-                        member=self.replica.member, history=self.settings.triage_history,
-                    )
-                    if conv is None or head is None:
-                        return
-                    if head.next_relay_at is not None and head.next_relay_at > utcnow():
-                        return  # waiting for its retry time; later messages wait behind it
-                    if not await self._turn(conv, head):
-                        return
+                    if claimed is not None:
+                        (conv, head), claimed = claimed, None
+                        more, collected = await self._turn(conv, head, collect=collect)
+                    else:
+                        conv, head = await self.db.run(
+                            flows.claim_next_turn, conversation_id=conversation_id,
+                            member=self.replica.member, history=self.settings.triage_history,
+                        )
+                        if conv is None or head is None:
+                            return collected
+                        if head.next_relay_at is not None and head.next_relay_at > utcnow():
+                            return collected  # waiting for its retry time; later ones wait
+                        more, _ = await self._turn(conv, head)
+                    if not more:
+                        return collected
         finally:
             if not lock.locked() and not lock._waiters:  # noqa: SLF001 - tidy idle locks
                 self._locks.pop(conversation_id, None)
@@ -137,7 +151,10 @@ class Relay:
         base = self.settings.relay_retry_base_s
         return min(self.settings.relay_retry_max_s, base * (2 ** max(0, attempts - 1)))
 
-    async def _turn(self, conv: ConversationRef, msg: PendingTurn) -> bool:
+    async def _turn(self, conv: ConversationRef, msg: PendingTurn, *,
+                    collect: bool = False) -> tuple[bool, list[OutgoingRef] | None]:
+        """One bot turn; returns whether another message of the conversation waits, and the
+        replies collected for a pull channel's request (``collect``: see :meth:`process`)."""
         deliverer = self.deliverers.get(conv.channel, PullDeliverer())
         metadata = {
             "message_id": msg.uid,
@@ -165,7 +182,7 @@ class Relay:
             if stored.replies:
                 await deliverer.deliver(conversation=conv, messages=stored.replies)
             handoff.alert(stored.alert, conv.id)
-            return stored.more_pending
+            return stored.more_pending, None
         # The semantic layer reads the message while Rasa answers: the fan never waits for it,
         # and the bot's reply is held until it has decided (an emergency drops the reply).
         meaning = (asyncio.create_task(handoff.meaning(msg.text))
@@ -185,7 +202,7 @@ class Relay:
                         log.info("message %s: attempt counted elsewhere, left to it", msg.id)
                         if meaning is not None:
                             meaning.cancel()
-                        return False
+                        return False, None
                     attempts += 1
                 await deliverer.typing(conversation=conv)
                 started = time.perf_counter()
@@ -211,7 +228,7 @@ class Relay:
             self.metrics.rasa_error(exc.kind, holding=bool(replies))
             if replies:
                 await deliverer.deliver(conversation=conv, messages=replies)
-            return False
+            return False, None
         self.turns += 1
         self.metrics.bot_turn(None if started is None else time.perf_counter() - started)
         extra = {}
@@ -221,15 +238,16 @@ class Relay:
         if assessment is not None:
             extra = {"negative": assessment.negative, "decision": handoff.decide(assessment, turn),
                      "desk": handoff.desk()}
-        stored = await self.db.run(flows.store_turn, message_id=msg.id, turn=turn, **extra)
+        stored = await self.db.run(flows.store_turn, message_id=msg.id, turn=turn,
+                                   collect=collect, **extra)
         self._count_handoff(extra.get("decision"), stored)
         if stored.replies:
             await deliverer.deliver(conversation=conv, messages=stored.replies)
         if handoff is not None:
             handoff.alert(stored.alert, conv.id)
-        return stored.more_pending
+        return stored.more_pending, stored.collected
 
-    def _count_handoff(self, decision: dict | None, stored: flows.StoredTurn) -> None:
+    def _count_handoff(self, decision: dict | None, stored: StoredTurn) -> None:
         """A turn that handed the thread to a person: counted by its first trigger (the
         decisive one; the others are in the thread's triage record) and topic."""
         if stored.handoff is None:

@@ -25,6 +25,7 @@ from api.enums import Channel, MessageKind, RelayStatus
 from api.events import InProcessEventBus
 from api.relay.client import RasaClient
 from api.relay.relay import Relay
+from api.snapshots import Received
 from tests.api.conftest import wait_for
 from tests.api.fakes import FakeRasa
 
@@ -112,7 +113,7 @@ async def nodes(make_settings, rasa):
         await node.close()
 
 
-def store(node: Node, sender: str, text: str) -> flows.Received:
+def store(node: Node, sender: str, text: str) -> Received:
     with node.db.session() as session:
         return flows.receive_fan_message(session, channel=Channel.rest, external_id=sender,
                                          text=text)

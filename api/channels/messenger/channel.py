@@ -10,12 +10,12 @@ from api.channels.messenger import service
 from api.channels.messenger.send_api import SendApiClient, SendError, message_bodies
 from api.db import Database
 from api.enums import Channel
-from api.flows import ConversationRef, OutgoingRef
 from api.metrics.metrics import Metrics
 from api.outbox.flows import Delivery
 from api.outbox.worker import Failed, OutboxWorker, Outcome, Retry, Sent
 from api.relay.relay import Relay
 from api.settings import Settings
+from api.snapshots import ConversationRef, OutgoingRef
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from api.channels.messenger import service
 from api.db import Database
-from api.flows import Received
 from api.intake import Intake
+from api.snapshots import Received
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 
-from api import flows
 from api.channels.common import BadMessage, log_unknown_fields, read_json
 from api.channels.rest import service
 from api.channels.rest.auth import authenticate
@@ -20,6 +19,7 @@ from api.logs import bind_conversation
 from api.ratelimit.address import client_address
 from api.ratelimit.dependencies import too_many
 from api.ratelimit.limiter import Scope
+from api.snapshots import OutgoingRef
 from api.text import first_unstorable
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ WEBHOOK_BODY = {"requestBody": {"required": True, "content": {"application/json"
 }}}}}
 
 
-def to_rest_items(recipient_id: str, messages: list[flows.OutgoingRef]) -> list[dict[str, Any]]:
+def to_rest_items(recipient_id: str, messages: list[OutgoingRef]) -> list[dict[str, Any]]:
     """Rasa's REST output: ``{"recipient_id", "text"?, "buttons"?, "image"?}`` per message."""
     items = []
     for m in messages:
@@ -102,7 +102,7 @@ async def rest_webhook(request: Request, services: ServicesDep) -> list[dict[str
             declared_language=declared(metadata.get("language")),
             address=address,
             limits=((Scope.sender, f"rest:{sender}"), (Scope.address, address)),
-        ))
+        ), collect=True)
     except BadMessage as exc:
         raise HTTPException(422, str(exc)) from None
     except RateLimited as exc:

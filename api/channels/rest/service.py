@@ -13,7 +13,7 @@ import asyncio
 
 from api import flows
 from api.db import Database
-from api.flows import OutgoingRef, Received
+from api.snapshots import OutgoingRef, Received
 
 # How often a resend looks again for its message's turn (doubling up to the cap).
 FIRST_LOOK_S = 0.02
@@ -25,6 +25,8 @@ async def replies_for(db: Database, received: Received, *, wait_s: float) -> lis
     first; for a resend, its message's replies too, once its turn has run (up to ``wait_s``:
     after that the replies not collected yet, and the turn's reply leads a later request)."""
     conversation_id = received.conversation.id
+    if received.collected is not None:  # taken in its bot turn's commit (api/intake.py)
+        return received.collected
     if received.duplicate_of is None:
         # Its own replies too: a resend racing this request may have collected them first.
         own = (await db.run(flows.replay, message_id=received.message_id)

@@ -35,7 +35,6 @@ from api.channels.common import BadMessage, log_unknown_fields, signed_text
 from api.conversations.language import declared
 from api.db import Database
 from api.enums import Channel
-from api.flows import ConversationRef, OutgoingRef
 from api.intake import Incoming, Intake, RateLimited
 from api.logs import bind_conversation, bind_request
 from api.metrics.metrics import Metrics
@@ -45,6 +44,7 @@ from api.ratelimit.address import UNKNOWN, client_address
 from api.ratelimit.limiter import RateLimits, Scope, Verdict
 from api.relay.relay import Relay
 from api.settings import Settings
+from api.snapshots import ConversationRef, OutgoingRef
 
 log = logging.getLogger(__name__)
 
