@@ -36,6 +36,9 @@ from api.relay.client import RasaClient, RasaError
 log = logging.getLogger(__name__)
 
 LEASE_POLL_S = 0.5
+# A process that refused the active model is asked again only after this long (a model that
+# cannot be loaded there would otherwise be loaded at every check).
+REFUSED_RETRY_S = 300.0
 # Rasa answered and would not load the model (a bad file, a wrong token): not worth retrying.
 REFUSED = "http_status"
 
@@ -64,6 +67,8 @@ class ModelServing:
         self.check_s = check_s
         self._lock = asyncio.Lock()  # this replica's own activations and checks, one at a time
         self._task: asyncio.Task | None = None
+        # (URL, model id) -> when that process refused that model, as the check saw it
+        self._refused: dict[tuple[str, int], float] = {}
 
     @property
     def urls(self) -> list[str]:
@@ -129,6 +134,7 @@ class ModelServing:
                                         return_exceptions=True)
         behind = []
         recorded: dict[str, tuple[int | None, str | None]] = {}
+        served: dict[str, str] = {}  # URL -> the file a process behind names
         for process, status in zip(self.processes, statuses, strict=True):
             if isinstance(status, RasaError) and status.kind == "unreachable":
                 recorded[process.base_url] = (None, f"unreachable ({status})")
@@ -138,10 +144,23 @@ class ModelServing:
                 recorded[process.base_url] = (model["id"], None)
             else:
                 behind.append(process)
+                served[process.base_url] = Path(str(status.get("model_file") or "")).name
+        if served:  # what a process behind serves, when the registry knows that file
+            known = await self.db.run(registry.ids_by_file_name, names=set(served.values()))
+            for url, name in served.items():
+                recorded[url] = (known.get(name), f"serves {name}, not #{model['id']} "
+                                                  f"{model['name']}")
+        now = time.monotonic()
+        for process in list(behind):
+            refused_at = self._refused.get((process.base_url, model["id"]))
+            if refused_at is not None and now - refused_at < REFUSED_RETRY_S:
+                behind.remove(process)  # its error stays recorded from the last attempt
         brought = 0
         if behind:
             results = await self._load(behind, model["file"])
             for url, error in results.items():
+                if error and error.kind == REFUSED:
+                    self._refused[(url, model["id"])] = now
                 if error:
                     recorded[url] = (None, f"did not load #{model['id']} {model['name']} "
                                            f"({error})")

@@ -192,6 +192,16 @@ def record_processes_flow(session: Session, *, results: dict[str, tuple[int | No
     session.commit()
 
 
+def ids_by_file_name(session: Session, *, names: set[str]) -> dict[str, int]:
+    """The registry's models whose file is named one of ``names`` (as Rasa's /status names
+    the model it serves), newest first."""
+    found: dict[str, int] = {}
+    for model_id, path in session.execute(
+            select(BotModel.id, BotModel.path).order_by(BotModel.id.desc())):
+        found.setdefault(Path(path).name, model_id)
+    return {name: found[name] for name in names if name in found}
+
+
 def processes(session: Session, urls: list[str]) -> list[dict[str, Any]]:
     """Each Rasa process of ``urls`` (RASA_URLS, in order): the model it serves as last
     confirmed, whether that is the active one, and why not. A process never heard from yet

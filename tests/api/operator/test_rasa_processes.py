@@ -194,6 +194,23 @@ async def test_the_check_runs_once_per_cluster(h, baseline, fake_rasa, second_ra
     assert fake_rasa.model_file == second_rasa.model_file == "bot-baseline.tar.gz"
 
 
+async def test_a_process_that_refuses_the_active_model_is_not_reloaded_at_every_check(
+        h, baseline, fake_rasa, second_rasa):
+    fake_rasa.model_file = "bot-baseline.tar.gz"
+    second_rasa.model_file = "an-older-model.tar.gz"
+    second_rasa.refuse_models = True
+    assert await h.services.models.check() == 0
+    assert len(second_rasa.model_loads) == 1 and fake_rasa.model_loads == []
+    assert await h.services.models.check() == 0
+    assert len(second_rasa.model_loads) == 1  # asked again only after REFUSED_RETRY_S
+    sam = await login(h.client, "sam")
+    processes = by_url((await h.client.get("/api/v1/models", headers=sam)).json())
+    assert processes[fake_rasa.url]["serves_active"] is True
+    assert processes[second_rasa.url]["serves_active"] is False
+    assert processes[second_rasa.url]["error"] == (
+        f"serves an-older-model.tar.gz, not #{baseline} bot-baseline")
+
+
 @pytest.fixture
 async def checking(two_rasas, pattern_triage):
     """The app with its own periodic check on, every 0.2 s."""
