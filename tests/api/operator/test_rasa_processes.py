@@ -11,7 +11,7 @@ import pytest
 from api.cluster import service as cluster
 from api.cluster.service import RASA_MODELS_LEASE, Member
 from api.registry import service as registry
-from tests.api.conftest import _harness, login, run_db
+from tests.api.conftest import LiveServer, _harness, login, run_db
 from tests.api.fakes import FakeRasa
 
 
@@ -247,3 +247,56 @@ def test_rasa_url_must_be_one_of_the_processes(make_settings, fake_rasa):
     settings = make_settings(RASA_URLS=f" {fake_rasa.url}/ , http://127.0.0.1:1 ")
     assert settings.rasa_urls == [fake_rasa.url, "http://127.0.0.1:1"]
     assert make_settings().rasa_urls == [fake_rasa.url]
+
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.mark.browser
+def test_the_console_shows_which_model_each_process_serves(two_rasas, pattern_triage,
+                                                           fake_rasa, second_rasa, tmp_path):
+    """The operator activates with one process down: the console says the model serves, that
+    one process did not load it yet, and lists both processes with what each serves."""
+    from playwright.sync_api import expect, sync_playwright
+
+    server = LiveServer(two_rasas(), triage=pattern_triage).start()
+    try:
+        services = server.app.state.services
+        path = model_file(tmp_path, "bot-baseline")
+        baseline = run_db(services, lambda s: registry.ensure_serving_flow(
+            s, baseline=path, by="test").id)
+        candidate = add_candidate(services, model_file(tmp_path, "candidate-5"), baseline)
+        second_rasa.down = True
+        errors: list[str] = []
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1440, "height": 900})
+                page.on("console",
+                        lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(server.url + "/inbox/login?next=/operator")
+                page.fill("input[name=handle]", "sam")
+                page.fill("input[name=password]", "aurora-demo")
+                page.click("button[type=submit]")
+                page.wait_for_url("**/operator**", timeout=15_000)
+                page.click("#tab-models")
+                page.locator(f"[data-activate='{candidate}']").click()
+                expect(page.locator("#models-status")).to_contain_text(
+                    "1 of 2 Rasa processes did not load it yet", timeout=20_000)
+                processes = page.locator("#rasa-processes li")
+                expect(processes).to_have_count(2)
+                first = page.locator(f"#rasa-processes li[data-url='{fake_rasa.url}']")
+                expect(first).to_contain_text("serves the active model")
+                expect(first).to_contain_text(f"#{candidate} candidate-5")
+                behind = page.locator(f"#rasa-processes li[data-url='{second_rasa.url}']")
+                expect(behind).to_contain_text("behind")
+                expect(behind).to_contain_text("unreachable")
+            finally:
+                browser.close()
+        # 401s of the sign-in page's own probes aside, the page ran without errors.
+        assert not [e for e in errors if "401" not in e], errors
+    finally:
+        server.stop()
