@@ -569,7 +569,10 @@ async def main_async(config: Config) -> int:
                 str(BOT_BIN / "rasa"), "run", "--enable-api", "--auth-token",
                 config.env["RASA_TOKEN"], "--port", str(config.rasa_port_of(i)), "--interface",
                 "127.0.0.1", "--model", str(model), "--credentials", "credentials.yml",
-                "--endpoints", str(endpoints_file)], {**config.env, **rasa_env},
+                "--endpoints", str(endpoints_file)],
+                # RASA_ENDPOINTS_FILE: the channel's model swap (bot/channels.py) loads the new
+                # model with these endpoints too, not the project's endpoints.yml.
+                {**config.env, **rasa_env, "RASA_ENDPOINTS_FILE": str(endpoints_file)},
                 after=first_rasa.up if first_rasa else None)
             first_rasa = first_rasa or rasa_process
         if config.rasa_processes > 1:
