@@ -225,7 +225,7 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
     # Activation and rollback reach every Rasa process; the relay's own client is one of them.
     services.models = ModelServing(
         db=db, member=replica.member, load_timeout_s=settings.rasa_model_load_timeout_s,
-        check_s=settings.rasa_model_check_s,
+        check_s=settings.rasa_model_check_s, replica=replica,
         processes=[rasa if url == rasa.base_url else RasaClient(
             base_url=url, token=settings.rasa_token, channel_path=settings.rasa_channel_path,
             http=http, timeout_s=settings.rasa_timeout_s) for url in settings.rasa_urls])

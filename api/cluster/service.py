@@ -30,6 +30,8 @@ REVIEW_COLLECT_LOCK = "review-collect"
 # Held while a replica loads a model into the Rasa processes (an activation, or bringing a
 # process back to the active model): one at a time in the cluster.
 RASA_MODELS_LEASE = "rasa-models"
+# Held by the one replica that compares the Rasa processes' models with the registry.
+RASA_MODEL_CHECK_LEASE = "rasa-model-check"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ registry is written only after Rasa said yes:
   (:meth:`ModelServing.check`, every ``RASA_MODEL_CHECK_S``) loads the active model into it
   once its ``/status`` answers with another model; none reached: nothing recorded (502).
 
-Loading into the processes runs under the cluster lease ``rasa-models``: one replica at a time
+The check runs on one replica, the holder of the ``rasa-model-check`` lease. Loading into the
+processes runs under the cluster lease ``rasa-models``: one replica at a time
 activates or brings processes up to date, so a check never puts back a model an activation on
 another replica is replacing. The registry's active model in the database is the truth.
 """
@@ -28,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from api.cluster import service as cluster
-from api.cluster.service import RASA_MODELS_LEASE, Member
+from api.cluster.replica import Replica
+from api.cluster.service import RASA_MODEL_CHECK_LEASE, RASA_MODELS_LEASE, Member
 from api.db import Database
 from api.registry import service as registry
 from api.relay.client import RasaClient, RasaError
@@ -59,8 +61,10 @@ class ModelServing:
     its own while it loads."""
 
     def __init__(self, *, db: Database, processes: list[RasaClient], member: Member,
-                 load_timeout_s: float, check_s: float = 0.0) -> None:
+                 load_timeout_s: float, check_s: float = 0.0,
+                 replica: Replica | None = None) -> None:
         self.db = db
+        self.replica = replica  # with one, the check runs only while it holds its lease
         self.processes = processes
         self.member = member
         self.load_timeout_s = load_timeout_s
@@ -220,6 +224,8 @@ class ModelServing:
 
     async def start(self) -> None:
         if self.check_s > 0 and self.processes:
+            if self.replica is not None:
+                self.replica.want(RASA_MODEL_CHECK_LEASE)  # one replica checks, not all
             self._task = asyncio.create_task(self._run(), name="rasa-model-check")
 
     async def stop(self) -> None:
@@ -232,6 +238,8 @@ class ModelServing:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.check_s)
+            if self.replica is not None and not self.replica.holds(RASA_MODEL_CHECK_LEASE):
+                continue
             try:
                 await self.check()
             except Exception:  # the database or a process may be back next time

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from api.cluster import service as cluster
-from api.cluster.service import RASA_MODELS_LEASE, Member
+from api.cluster.service import RASA_MODEL_CHECK_LEASE, RASA_MODELS_LEASE, Member
 from api.registry import service as registry
 from tests.api.conftest import LiveServer, _harness, login, run_db
 from tests.api.fakes import FakeRasa
@@ -233,6 +233,9 @@ async def test_the_periodic_check_brings_a_restarted_process_back(checking, fake
         await asyncio.sleep(0.1)
     # The one that already served it was left alone.
     assert fake_rasa.model_loads == []
+    # The check ran on the replica holding its lease (one per cluster).
+    assert run_db(checking.services, lambda s: cluster.lease_holder(
+        s, name=RASA_MODEL_CHECK_LEASE)) == checking.services.replica.id
     sam = await login(checking.client, "sam")
     deadline = asyncio.get_running_loop().time() + 10
     while not all(p["serves_active"] for p in (
