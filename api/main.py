@@ -42,6 +42,7 @@ from api.operator.router import pages as operator_pages_router
 from api.outbox.worker import OutboxWorker
 from api.ratelimit.alerts import UrgentAlerts
 from api.ratelimit.limiter import RateLimits
+from api.registry.activation import ModelServing
 from api.registry.router import router as models_router
 from api.relay.client import RasaClient
 from api.relay.relay import Relay
@@ -171,9 +172,11 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
         await services.outbox.start()
         await services.stream.start()
         await services.training.start()
+        await services.models.start()
         try:
             yield
         finally:
+            await services.models.stop()
             await services.training.stop()
             await services.stream.stop()
             await services.webchat.close()
@@ -219,6 +222,13 @@ def create_app(settings: Settings | None = None, *, bus: EventBus | None = None,
     # the staff paths only wake it).
     services.outbox = OutboxWorker(db=db, settings=settings, metrics=metrics, bus=bus)
     services.training = TrainingRunner(db, settings, replica)
+    # Activation and rollback reach every Rasa process; the relay's own client is one of them.
+    services.models = ModelServing(
+        db=db, member=replica.member, load_timeout_s=settings.rasa_model_load_timeout_s,
+        check_s=settings.rasa_model_check_s, replica=replica,
+        processes=[rasa if url == rasa.base_url else RasaClient(
+            base_url=url, token=settings.rasa_token, channel_path=settings.rasa_channel_path,
+            http=http, timeout_s=settings.rasa_timeout_s) for url in settings.rasa_urls])
     from api.routing.service import load_topics
 
     topics = load_topics(path=settings.staff_file) if settings.staff_file.is_file() else {}

@@ -8,7 +8,7 @@ from api.db import Base
 from api.inbox.models import CannedResponse, MessageFlag, Note, StaffSession
 from api.lost_property.models import LostPropertyReport
 from api.outbox.models import OutboxItem
-from api.registry.models import BotModel, ModelEvent
+from api.registry.models import BotModel, ModelEvent, RasaProcess
 from api.review.models import ReviewCursor, ReviewItem, ReviewMessage, TrainingDataChange
 from api.staff.models import Staff
 from api.training.models import TrainingJob
@@ -33,6 +33,7 @@ __all__ = [
     "Staff",
     "BotModel",
     "ModelEvent",
+    "RasaProcess",
     "ReviewCursor",
     "ReviewItem",
     "ReviewMessage",

@@ -39,6 +39,7 @@ class Services:
     handoff: Any = None  # api.handoff.manager.HandoffManager
     stream: Any = None  # api.inbox.stream.EventStream
     training: Any = None  # api.training.runner.TrainingRunner
+    models: Any = None  # api.registry.activation.ModelServing: the model on every Rasa process
     replica: Any = None  # api.cluster.replica.Replica: heartbeat, leases
     outbox: Any = None  # api.outbox.worker.OutboxWorker: delivers the push channels' replies
     extras: dict[str, Any] = field(default_factory=dict)

@@ -54,6 +54,17 @@ class Settings(BaseSettings):
     metrics_token: str | None = Field(default=None, validation_alias="METRICS_TOKEN")
 
     rasa_url: str = Field(default="http://127.0.0.1:5005", validation_alias="RASA_URL")
+    # Every Rasa process serving this bot, comma-separated (default: RASA_URL alone; it must be
+    # one of them). Activation and rollback load the model into each one, and a process that
+    # was down is given the active model when it answers again (api/registry/activation.py).
+    # Turns go to RASA_URL only: with several processes, give each replica one of them
+    # (`make cluster` gives replica n the process (n-1) mod k). Any process may run any turn of
+    # a conversation, because the tracker store (PostgreSQL) and the lock store (Redis) are
+    # shared.
+    rasa_urls_list: str = Field(default="", validation_alias="RASA_URLS")
+    # How often (seconds) the Rasa processes' /status is compared with the registry's active
+    # model, by one replica of the cluster at a time; 0: never (activation still reaches all).
+    rasa_model_check_s: float = Field(default=10.0, ge=0, validation_alias="RASA_MODEL_CHECK_S")
     rasa_token: str = Field(default=LOCAL_RASA_TOKEN, validation_alias="RASA_TOKEN")
     action_server_url: str = Field(
         default="http://127.0.0.1:5055", validation_alias="ACTION_SERVER_URL"
@@ -283,6 +294,24 @@ class Settings(BaseSettings):
             trusted_networks(self.trusted_proxies)
         except ValueError as exc:
             raise ValueError(f"TRUSTED_PROXIES: {exc}") from None
+        return self
+
+    @property
+    def rasa_urls(self) -> list[str]:
+        """RASA_URLS as a list (RASA_URL alone when unset), without trailing slashes."""
+        listed = [u.strip().rstrip("/") for u in self.rasa_urls_list.split(",") if u.strip()]
+        return listed or [self.rasa_url.rstrip("/")]
+
+    @model_validator(mode="after")
+    def _check_rasa_urls(self) -> Settings:
+        urls = self.rasa_urls
+        if any(not u.startswith(("http://", "https://")) for u in urls):
+            raise ValueError("RASA_URLS: every entry must be an http(s):// URL")
+        if len(set(urls)) != len(urls):
+            raise ValueError("RASA_URLS names a process twice")
+        if self.rasa_url.rstrip("/") not in urls:
+            raise ValueError("RASA_URL must be one of RASA_URLS (its turns need the active "
+                             "model too)")
         return self
 
     @model_validator(mode="after")

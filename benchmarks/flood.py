@@ -37,7 +37,7 @@ import httpx
 import socketio
 from sqlalchemy import create_engine, text
 
-from api.bench.common import free_port, pct, wait_http_ok
+from benchmarks.common import free_port, pct, wait_http_ok
 from tests.api.fakes import AlertReceiver, FakeActionServer, FakeRasa
 
 ROOT = Path(__file__).resolve().parents[1]

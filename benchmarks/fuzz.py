@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from api.bench.common import free_port, wait_http_ok  # noqa: E402
+from benchmarks.common import free_port, wait_http_ok  # noqa: E402
 from tests.api.fakes import FakeActionServer, FakeGraph, FakeRasa  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("SWITCHBOARD_TEST_PG",

@@ -109,7 +109,7 @@ def run(args) -> dict:
 
 
 def _run(args, rasa_url: str, token: str, actions_url: str) -> dict:
-    from api.bench.common import free_port
+    from benchmarks.common import free_port
     from api.main import migrate
 
     results: dict = {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg(),

@@ -74,7 +74,7 @@ db-upgrade: api-env
 # Rasa's REST channel directly vs. through the switchboard, same messages, one run
 # (writes var/bench-switchboard.json; a few minutes; only 127.0.0.1 traffic).
 bench-switchboard: api-env npm-assets train
-	$(API_PY) -m api.bench
+	$(API_PY) -m benchmarks.switchboard
 
 # The switchboard's own cost per REST turn against an instant fake Rasa, interleaved with the
 # same turns sent to the fake Rasa directly (about a minute; 127.0.0.1 only; writes
@@ -85,7 +85,7 @@ bench-switchboard-cost: api-env
 # Time from a fan's urgent message to the assignee's event on the bus (no Rasa in the path;
 # a few hundred messages, 127.0.0.1 only, stops by itself; writes var/bench-handoff.json).
 bench-handoff: api-env
-	$(API_PY) -m api.bench.handoff
+	$(API_PY) -m benchmarks.handoff
 
 # Floods absorbed: 300 urgent web chat fans from one address and 100 wrong logins at once, next to
 # ordinary fans' bot turns (own switchboard and temporary SQLite; fake instant Rasa; loopback
@@ -103,7 +103,7 @@ bench-reports: api-env
 # minute, stops by itself; writes var/bench-inbox.json): fan message -> visible in the assignee's
 # open page, page weight and load time, one event reaching 50 connected staff.
 bench-inbox: api-env chromium
-	$(API_PY) -m api.inbox.bench
+	$(API_PY) -m benchmarks.inbox
 
 # Refresh the committed screenshots (docs/screenshots/*.png) from the inbox and operator browser
 # tests (real bot; about 8 minutes). CI never runs this: tests write to a temp dir by default.

@@ -2,7 +2,8 @@
 # store on PostgreSQL, lock store on Redis) and the action server, in the foreground
 # (scripts/cluster.py; Ctrl-C stops it all). Settings from the environment: CLUSTER_REPLICAS=2,
 # CLUSTER_PORT=8000, CLUSTER_REPLICA_BASE_PORT=8001, CLUSTER_DATABASE_URL, REDIS_URL,
-# CLUSTER_RASA_TRACKER_URL, CLUSTER_RASA_LOCK_URL, CLUSTER_RASA=0 (no Rasa/actions), APP_ENV
+# CLUSTER_RASA_TRACKER_URL, CLUSTER_RASA_LOCK_URL, CLUSTER_RASA_PROCESSES=1 (Rasa processes on
+# RASA_PORT, RASA_PORT+1, ...), CLUSTER_RASA=0 (no Rasa/actions), APP_ENV
 # (default local) — see README.md, "Running several switchboards".
 .PHONY: cluster haproxy
 

@@ -27,4 +27,4 @@ candidate: api-env bot-env
 # same model re-archived; 127.0.0.1 only; about a minute; writes var/bench-activation.json).
 .PHONY: bench-activation
 bench-activation: api-env train
-	$(OPERATOR_PY) -m api.bench.activation
+	$(OPERATOR_PY) -m benchmarks.activation

@@ -10,9 +10,14 @@ Started and watched here (a process manager, as systemd or Kubernetes would be i
   configuration generated into CLUSTER_DIR/haproxy.cfg: round robin, WebSockets passed through,
   a stickiness cookie only on /socket.io/ (socket.io's polling transport needs every request of
   a session on one replica), health checks on /livez;
-- unless CLUSTER_RASA=0: the action server and Rasa, its tracker store on PostgreSQL
-  (CLUSTER_RASA_TRACKER_URL, Rasa's own SQLTrackerStore) and its lock store on Redis
-  (CLUSTER_RASA_LOCK_URL, RedisLockStore), from a generated CLUSTER_DIR/endpoints.yml.
+- unless CLUSTER_RASA=0: the action server and CLUSTER_RASA_PROCESSES Rasa processes (default 1)
+  on RASA_PORT, RASA_PORT+1, ... (named `rasa` when there is one, else `rasa-1`, `rasa-2`, ...),
+  all with one generated CLUSTER_DIR/endpoints.yml: the tracker store on PostgreSQL
+  (CLUSTER_RASA_TRACKER_URL, Rasa's own SQLTrackerStore) and the lock store on Redis
+  (CLUSTER_RASA_LOCK_URL, RedisLockStore), so any of them can run any turn of any conversation.
+  Every replica gets RASA_URLS (all of them: activation loads a model into each) and, as its
+  RASA_URL (where its turns go), the process (n-1) mod k. The Rasa processes after the first
+  start once it answers (the first creates the tracker store's tables).
 
 PostgreSQL and Redis themselves are the machine's (`make services` starts them when down).
 
@@ -70,6 +75,7 @@ class Config:
     database_url: str
     redis_url: str
     rasa: bool
+    rasa_processes: int
     rasa_port: int
     action_port: int
     rasa_tracker_url: str
@@ -96,6 +102,7 @@ class Config:
                              "postgresql+psycopg://postgres@127.0.0.1:5432/switchboard_cluster"),
             redis_url=get("REDIS_URL", "redis://127.0.0.1:6379/0"),
             rasa=rasa,
+            rasa_processes=int(get("CLUSTER_RASA_PROCESSES", "1")),
             rasa_port=int(get("RASA_PORT", "5005")),
             action_port=int(get("ACTION_PORT", "5055")),
             rasa_tracker_url=get("CLUSTER_RASA_TRACKER_URL",
@@ -107,10 +114,28 @@ class Config:
     def replica_port(self, n: int) -> int:
         return self.replica_base_port + n - 1
 
+    def rasa_port_of(self, i: int) -> int:
+        """The port of the cluster's own Rasa process ``i`` (1-based)."""
+        return self.rasa_port + i - 1
+
+    def rasa_name(self, i: int) -> str:
+        return "rasa" if self.rasa_processes == 1 else f"rasa-{i}"
+
     @property
-    def rasa_url(self) -> str:
-        return (f"http://127.0.0.1:{self.rasa_port}" if self.rasa
-                else self.env.get("RASA_URL", "http://127.0.0.1:5005"))
+    def rasa_urls(self) -> list[str]:
+        """Every Rasa process: the cluster's own, or RASA_URLS / RASA_URL as given."""
+        if self.rasa:
+            return [f"http://127.0.0.1:{self.rasa_port_of(i)}"
+                    for i in range(1, self.rasa_processes + 1)]
+        listed = [u.strip() for u in self.env.get("RASA_URLS", "").split(",") if u.strip()]
+        return listed or [self.env.get("RASA_URL", "http://127.0.0.1:5005")]
+
+    def rasa_url(self, n: int) -> str:
+        """Where replica ``n`` sends its turns: the cluster's Rasa (n-1) mod k (the shared
+        tracker and lock stores let any of them run any turn), or RASA_URL as given."""
+        if self.rasa:
+            return self.rasa_urls[(n - 1) % self.rasa_processes]
+        return self.env.get("RASA_URL", "http://127.0.0.1:5005")
 
     @property
     def action_server_url(self) -> str:
@@ -125,7 +150,8 @@ class Config:
                "REPLICA_ID": f"switchboard-{n}",
                "SWITCHBOARD_HOST": "127.0.0.1",
                "SWITCHBOARD_PORT": str(self.replica_port(n)),
-               "RASA_URL": self.rasa_url,
+               "RASA_URL": self.rasa_url(n),
+               "RASA_URLS": ",".join(self.rasa_urls),
                "ACTION_SERVER_URL": self.action_server_url}
         # The balancer is the replicas' TCP peer: believe its X-Forwarded-For, and count rate
         # limits in Redis, across replicas (both overridable).
@@ -448,10 +474,32 @@ async def balanced_servers(stats_socket: Path) -> set[str]:
             if row.get("pxname") == "replicas" and row.get("status", "").startswith("UP")}
 
 
+async def answered(url: str, up: asyncio.Event, stopping: asyncio.Event) -> None:
+    """Set ``up`` once ``url`` answers 200 (Rasa's root: the server is listening)."""
+    import urllib.request
+
+    def ok() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    while not stopping.is_set():
+        if await asyncio.to_thread(ok):
+            up.set()
+            return
+        try:
+            await asyncio.wait_for(stopping.wait(), 1.0)
+        except TimeoutError:
+            pass
+
+
 def busy_ports(config: Config) -> list[int]:
     ports = [config.port] + [config.replica_port(n) for n in range(1, config.replicas + 1)]
     if config.rasa:
-        ports += [config.rasa_port, config.action_port]
+        ports += [config.rasa_port_of(i) for i in range(1, config.rasa_processes + 1)]
+        ports.append(config.action_port)
     busy = []
     for port in ports:
         with socket.socket() as sock:
@@ -467,6 +515,14 @@ def prepare(config: Config) -> bool:
     """Checks, stale pid files, databases, migration: everything before the first process."""
     if config.replicas < 1:
         log("CLUSTER_REPLICAS must be at least 1")
+        return False
+    if config.rasa_processes < 1:
+        log("CLUSTER_RASA_PROCESSES must be at least 1")
+        return False
+    if config.rasa and config.action_port in map(config.rasa_port_of,
+                                                 range(1, config.rasa_processes + 1)):
+        log(f"ACTION_PORT {config.action_port} is one of the Rasa processes' ports "
+            f"(RASA_PORT {config.rasa_port} and the {config.rasa_processes - 1} after it)")
         return False
     if not os.access(HAPROXY, os.X_OK):
         log(f"no {HAPROXY}: `make cluster` installs Debian's haproxy package")
@@ -505,11 +561,23 @@ async def main_async(config: Config) -> int:
         manager.child("actions", [str(BOT_BIN / "rasa"), "run", "actions", "--port",
                                   str(config.action_port), "--actions", "actions"],
                       run.action_server_env(config.env))
-        manager.child("rasa", [
-            str(BOT_BIN / "rasa"), "run", "--enable-api", "--auth-token",
-            config.env["RASA_TOKEN"], "--port", str(config.rasa_port), "--interface",
-            "127.0.0.1", "--model", str(model), "--credentials", "credentials.yml",
-            "--endpoints", str(endpoints_file)], {**config.env, **rasa_env})
+        # A restarted process starts with this model; if another was activated since, the
+        # replicas' periodic check (RASA_MODEL_CHECK_S) gives it the active one.
+        first_rasa = None
+        for i in range(1, config.rasa_processes + 1):
+            rasa_process = manager.child(config.rasa_name(i), [
+                str(BOT_BIN / "rasa"), "run", "--enable-api", "--auth-token",
+                config.env["RASA_TOKEN"], "--port", str(config.rasa_port_of(i)), "--interface",
+                "127.0.0.1", "--model", str(model), "--credentials", "credentials.yml",
+                "--endpoints", str(endpoints_file)],
+                # RASA_ENDPOINTS_FILE: the channel's model swap (bot/channels.py) loads the new
+                # model with these endpoints too, not the project's endpoints.yml.
+                {**config.env, **rasa_env, "RASA_ENDPOINTS_FILE": str(endpoints_file)},
+                after=first_rasa.up if first_rasa else None)
+            first_rasa = first_rasa or rasa_process
+        if config.rasa_processes > 1:
+            rasa_watch = asyncio.create_task(
+                answered(f"{config.rasa_urls[0]}/", first_rasa.up, manager.stopping))
     # The first replica starts alone (it seeds the staff accounts); the others once it answers.
     first = None
     for n in range(1, config.replicas + 1):
@@ -524,9 +592,12 @@ async def main_async(config: Config) -> int:
     tasks = [asyncio.create_task(manager.supervise(c)) for c in manager.children]
     tasks += [asyncio.create_task(manager.watch_health()),
               asyncio.create_task(manager.watch_parent())]
+    if config.rasa and config.rasa_processes > 1:
+        tasks.append(rasa_watch)
     log(f"balancer on http://{config.host}:{config.port}/ over {config.replicas} replicas "
         f"(ports {config.replica_port(1)}-{config.replica_port(config.replicas)}); "
-        f"logs in {config.directory / 'logs'}")
+        + (f"Rasa: {', '.join(config.rasa_urls)}; " if config.rasa else "")
+        + f"logs in {config.directory / 'logs'}")
     await manager.stopping.wait()
     for task in tasks:  # first, so nothing is started again while the children stop
         task.cancel()

@@ -27,6 +27,11 @@ TIMERS_LEASE = "handoff-timers"
 TRAINING_DATA_LOCK = "training-data"
 TRAINING_JOBS_LOCK = "training-jobs"
 REVIEW_COLLECT_LOCK = "review-collect"
+# Held while a replica loads a model into the Rasa processes (an activation, or bringing a
+# process back to the active model): one at a time in the cluster.
+RASA_MODELS_LEASE = "rasa-models"
+# Held by the one replica that compares the Rasa processes' models with the registry.
+RASA_MODEL_CHECK_LEASE = "rasa-model-check"
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,12 @@ def claim_lease(session: Session, *, name: str, member: Member) -> bool:
         _insert(session, Lease).values(name=name, holder=member.replica_id, since=now)
         .on_conflict_do_nothing(index_elements=[Lease.name]).returning(Lease.name))
     return created is not None
+
+
+def release_lease(session: Session, *, name: str, member: Member) -> None:
+    """Give the lease ``name`` back, if ``member`` holds it."""
+    session.execute(update(Lease).where(Lease.name == name, Lease.holder == member.replica_id)
+                    .values(holder=None, since=None))
 
 
 def lease_holder(session: Session, *, name: str) -> str | None:

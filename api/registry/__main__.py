@@ -7,9 +7,10 @@
     python -m api.registry activate ID [--no-swap]   # gate-checked; swaps the running Rasa
     python -m api.registry rollback [--to ID] [--no-swap]
 
-The running Rasa server is reached at RASA_URL with RASA_TOKEN (as the switchboard does);
-``--no-swap`` only records the choice, for when the bot is not running (``make run`` serves the
-registry's active model when it starts). Exit status: 0 done, 1 refused or failed.
+Every Rasa process of RASA_URLS (default: RASA_URL) loads the model, reached with RASA_TOKEN
+(as the switchboard does); ``--no-swap`` only records the choice, for when the bot is not
+running (``make run`` serves the registry's active model when it starts).
+Exit status: 0 done, 1 refused or failed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from api.db import Database
 from api.main import open_database
 from api.registry import activation
 from api.registry import service as registry
+from api.registry.activation import ModelServing
 from api.relay.client import RasaClient
 from api.settings import Settings, get_settings
 from api.training import service as jobs
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     db = open_database(settings)
     try:
         return asyncio.run(_run(args, settings, db))
-    except (registry.NotFound, registry.NotAllowed, activation.ActivationFailed) as exc:
+    except (registry.NotFound, registry.NotAllowed, activation.ActivationFailed,
+            activation.Busy) as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -109,15 +112,28 @@ async def _run(args: argparse.Namespace, settings: Settings, db: Database) -> in
         row = await db.run(lambda s: registry.row(registry.get(s, model_id)))
         _print_verdict(row)
         return 0 if row["gate"]["passed"] else 1
-    async with httpx.AsyncClient() as http:
-        rasa = None if args.no_swap else RasaClient(
-            base_url=settings.rasa_url, token=settings.rasa_token,
-            channel_path=settings.rasa_channel_path, http=http, timeout_s=settings.rasa_timeout_s)
-        rollback = args.command == "rollback"
-        row = await activation.activate(
-            db, rasa, asyncio.Lock(), model_id=args.to_model_id if rollback else args.model_id,
-            by="cli", rollback=rollback, load_timeout_s=settings.rasa_model_load_timeout_s)
+    # A replica of its own while it loads: the cluster's lease on the Rasa processes is held
+    # by a live member only.
+    replica = Replica(db=db, settings=settings)
+    await replica.start()
+    try:
+        async with httpx.AsyncClient() as http:
+            processes = [] if args.no_swap else [
+                RasaClient(base_url=url, token=settings.rasa_token,
+                           channel_path=settings.rasa_channel_path, http=http,
+                           timeout_s=settings.rasa_timeout_s) for url in settings.rasa_urls]
+            serving = ModelServing(db=db, processes=processes, member=replica.member,
+                                   load_timeout_s=settings.rasa_model_load_timeout_s)
+            rollback = args.command == "rollback"
+            row = await serving.activate(
+                model_id=args.to_model_id if rollback else args.model_id, by="cli",
+                rollback=rollback)
+    finally:
+        await replica.stop()
     print(f"active: {row['id']} {row['name']}" + (" (recorded only)" if args.no_swap else ""))
+    for process in row["processes"] if processes else []:
+        print(f"  {process['url']}: " + ("serves it" if process["serves_active"]
+                                          else process["error"] or "not confirmed"))
     return 0
 
 

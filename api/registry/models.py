@@ -58,3 +58,17 @@ class ModelEvent(Base):
     by: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class RasaProcess(Base):
+    """What one Rasa process (a URL of ``RASA_URLS``) serves, as last confirmed: by its answer
+    to an activation's load, or by the periodic check of its ``/status``. ``error``: why it
+    does not serve the active model (it was down, or refused); None once it does."""
+
+    __tablename__ = "rasa_processes"
+
+    url: Mapped[str] = mapped_column(String(500), primary_key=True)
+    model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("bot_models.id", ondelete="SET NULL"))
+    error: Mapped[str | None] = mapped_column(String(500))
+    checked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -20,11 +20,13 @@ ModelId = Annotated[int, PathParam(ge=1, le=ID_MAX)]
 
 @router.get("")
 async def list_models(staff: CurrentOperator, services: ServicesDep) -> dict:
-    """Every model (newest first), the active one, and the registry's history."""
+    """Every model (newest first), the active one, the registry's history, and what each Rasa
+    process (``RASA_URLS``) serves."""
     def load(session):
         active = registry.active(session)
         return {"models": registry.models(session), "history": registry.history(session),
-                "active_id": active.id if active else None}
+                "active_id": active.id if active else None,
+                "processes": registry.processes(session, services.models.urls)}
     return await services.db.run(load)
 
 
@@ -42,14 +44,12 @@ async def rollback(body: schemas.Rollback, staff: CurrentOperator,
 
 
 async def _activate(services, staff, *, model_id: int | None, rollback: bool) -> dict:
-    lock = services.extras.setdefault("activation_lock", activation.asyncio.Lock())
     try:
-        return await activation.activate(
-            services.db, services.rasa, lock, model_id=model_id, by=staff.handle,
-            rollback=rollback, load_timeout_s=services.settings.rasa_model_load_timeout_s)
+        return await services.models.activate(model_id=model_id, by=staff.handle,
+                                              rollback=rollback)
     except registry.NotFound as exc:
         raise HTTPException(404, str(exc)) from None
-    except registry.NotAllowed as exc:
+    except (registry.NotAllowed, activation.Busy) as exc:
         raise HTTPException(409, str(exc)) from None
     except activation.ActivationFailed as exc:
         raise HTTPException(502, str(exc)) from None

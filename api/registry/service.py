@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from api.db import utcnow
 from api.events import Event, publish_on_commit
-from api.registry.models import BotModel, ModelEvent, ModelStatus
+from api.registry.models import BotModel, ModelEvent, ModelStatus, RasaProcess
 from api.settings import REPO_ROOT
 
 
@@ -118,9 +118,14 @@ def check_activation(session: Session, model_id: int) -> BotModel:
     return model
 
 
-def mark_active_flow(session: Session, *, model_id: int, by: str, action: str) -> dict[str, Any]:
-    """Record that Rasa now serves ``model_id`` (the previous active model is retired)."""
+def mark_active_flow(session: Session, *, model_id: int, by: str, action: str,
+                     processes: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """Record that Rasa now serves ``model_id`` (the previous active model is retired), and
+    what each Rasa process answered (``processes``: URL -> None when it loaded the model, else
+    why not; such a process keeps what it served and is brought up to date later)."""
     model = get(session, model_id)
+    for url, error in (processes or {}).items():
+        record_process(session, url=url, model_id=None if error else model.id, error=error)
     previous = active(session)
     if previous is not None and previous.id != model.id:
         previous.status = ModelStatus.retired
@@ -163,6 +168,61 @@ def ensure_serving_flow(session: Session, *, baseline: Path, by: str) -> BotMode
     _event(session, model, "activated", by, {"first_run": True})
     session.commit()
     return model
+
+
+def record_process(session: Session, *, url: str, model_id: int | None,
+                   error: str | None) -> None:
+    """What the Rasa process at ``url`` serves: ``model_id`` (None: unchanged, as far as is
+    known), and why it does not serve the active model (None: it does)."""
+    process = session.get(RasaProcess, url)
+    if process is None:
+        process = RasaProcess(url=url)
+        session.add(process)
+    if model_id is not None:
+        process.model_id = model_id
+    process.error = error[:500] if error else None
+    process.checked_at = utcnow()
+
+
+def record_processes_flow(session: Session, *, results: dict[str, tuple[int | None, str | None]]
+                          ) -> None:
+    """Several processes at once: URL -> (model_id, error) as in :func:`record_process`."""
+    for url, (model_id, error) in results.items():
+        record_process(session, url=url, model_id=model_id, error=error)
+    session.commit()
+
+
+def ids_by_file_name(session: Session, *, names: set[str]) -> dict[str, int]:
+    """The registry's models whose file is named one of ``names`` (as Rasa's /status names
+    the model it serves), newest first."""
+    found: dict[str, int] = {}
+    for model_id, path in session.execute(
+            select(BotModel.id, BotModel.path).order_by(BotModel.id.desc())):
+        found.setdefault(Path(path).name, model_id)
+    return {name: found[name] for name in names if name in found}
+
+
+def processes(session: Session, urls: list[str]) -> list[dict[str, Any]]:
+    """Each Rasa process of ``urls`` (RASA_URLS, in order): the model it serves as last
+    confirmed, whether that is the active one, and why not. A process never heard from yet
+    shows no model."""
+    rows = {p.url: p for p in session.scalars(
+        select(RasaProcess).where(RasaProcess.url.in_(urls)))}
+    current = active(session)
+    ids = {p.model_id for p in rows.values() if p.model_id is not None}
+    names = dict(session.execute(select(BotModel.id, BotModel.name)
+                                 .where(BotModel.id.in_(ids))).all()) if ids else {}
+    listed = []
+    for url in urls:
+        process = rows.get(url)
+        model_id = process.model_id if process else None
+        listed.append({
+            "url": url, "model_id": model_id, "model": names.get(model_id),
+            "serves_active": (current is not None and model_id == current.id
+                              and process.error is None),
+            "error": process.error if process else None,
+            "checked_at": process.checked_at if process else None})
+    return listed
 
 
 def history(session: Session, limit: int = 50) -> list[dict[str, Any]]:

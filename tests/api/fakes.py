@@ -68,6 +68,9 @@ class _Server:
             def do_POST(self) -> None:
                 owner.handle(self, "POST", self._body())
 
+            def do_PUT(self) -> None:
+                owner.handle(self, "PUT", self._body())
+
         return Handler
 
     def handle(self, h, method: str, body: bytes) -> None:  # pragma: no cover - overridden
@@ -101,6 +104,13 @@ class FakeRasa(_Server):
         self.trackers: dict[str, list[dict[str, Any]]] = {}
         self.in_flight = 0
         self.max_in_flight = 0
+        # The model swap (``PUT /webhooks/switchboard/model``): what /status names, each load
+        # asked for, and ``refuse_models`` (answer 400: cannot load it). ``down``: every
+        # request's connection is dropped, as a stopped process's would be refused.
+        self.model_file = "fake.tar.gz"
+        self.model_loads: list[str] = []
+        self.refuse_models = False
+        self.down = False
 
     def replies(self, sender: str, text: str) -> list[dict[str, Any]]:
         if text.startswith("buttons"):
@@ -144,10 +154,26 @@ class FakeRasa(_Server):
 
     def handle(self, h, method: str, body: bytes) -> None:
         url = urlparse(h.path)
+        if self.down:
+            h.close_connection = True
+            return h.connection.shutdown(socket.SHUT_RDWR)
         if method == "GET" and url.path == "/status":
             if parse_qs(url.query).get("token") != [self.TOKEN]:
                 return h.send_json(401, {"message": "unauthorized"})
-            return h.send_json(200, {"model_file": "fake.tar.gz", "model_id": "fake"})
+            return h.send_json(200, {"model_file": self.model_file, "model_id": "fake"})
+        if method == "PUT" and url.path == "/webhooks/switchboard/model":
+            if parse_qs(url.query).get("token") != [self.TOKEN]:
+                return h.send_json(401, {"error": "a valid token is required"})
+            model_file = json.loads(body)["model_file"]
+            with self.lock:
+                self.model_loads.append(model_file)
+            if self.refuse_models:
+                return h.send_json(400, {"error": "could not load the model"})
+            self.model_file = model_file.rsplit("/", 1)[-1]  # Rasa's /status names the file
+            h.send_response(204)
+            h.send_header("content-length", "0")
+            h.end_headers()
+            return None
         is_tracker = url.path.startswith("/conversations/") and url.path.endswith("/tracker")
         if method == "GET" and is_tracker:
             self.tracker_calls += 1

@@ -205,3 +205,34 @@ def test_generated_rasa_endpoints_put_trackers_in_postgresql_and_locks_in_redis(
         with engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
         engine.dispose()
+
+
+def test_several_rasa_processes_share_the_replicas_and_every_replica_knows_them_all():
+    """CLUSTER_RASA_PROCESSES=k: Rasa on RASA_PORT .. RASA_PORT+k-1; replica n sends its turns
+    to the process (n-1) mod k, and every replica has all of them in RASA_URLS (activation
+    loads the model into each). One process keeps the name `rasa`."""
+    from scripts import cluster as manager
+
+    config = manager.Config.from_env({"CLUSTER_REPLICAS": "3", "CLUSTER_RASA_PROCESSES": "2",
+                                      "RASA_PORT": "5405"})
+    everyone = "http://127.0.0.1:5405,http://127.0.0.1:5406"
+    assert [(config.replica_env(n)["RASA_URL"], config.replica_env(n)["RASA_URLS"])
+            for n in (1, 2, 3)] == [("http://127.0.0.1:5405", everyone),
+                                    ("http://127.0.0.1:5406", everyone),
+                                    ("http://127.0.0.1:5405", everyone)]
+    assert [config.rasa_name(i) for i in (1, 2)] == ["rasa-1", "rasa-2"]
+    # The second process's port is checked before anything starts.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        two = manager.Config.from_env({"CLUSTER_RASA_PROCESSES": "2",
+                                       "RASA_PORT": str(port - 1)})
+        assert port in manager.busy_ports(two)
+    one = manager.Config.from_env({"RASA_PORT": "5405"})
+    assert one.rasa_name(1) == "rasa" and one.rasa_urls == ["http://127.0.0.1:5405"]
+    assert one.replica_env(2)["RASA_URL"] == "http://127.0.0.1:5405"
+    # Without the cluster's own Rasa, the replicas use RASA_URL and RASA_URLS as given.
+    given = manager.Config.from_env({"CLUSTER_RASA": "0", "RASA_URL": "http://rasa-a:5005",
+                                     "RASA_URLS": "http://rasa-a:5005,http://rasa-b:5005"})
+    assert given.replica_env(2)["RASA_URL"] == "http://rasa-a:5005"
+    assert given.replica_env(2)["RASA_URLS"] == "http://rasa-a:5005,http://rasa-b:5005"

@@ -87,14 +87,16 @@ def _exit_cleanly_on_sigterm() -> None:
 
 @contextlib.contextmanager
 def start_bot_servers(model: Path | None = None, frozen_now: str | None = None,
-                      extra_env: dict[str, str] | None = None) -> Iterator[BotServers]:
-    """Rasa (``--enable-api`` with a token) and the action server, stopped on exit."""
+                      extra_env: dict[str, str] | None = None,
+                      token: str | None = None) -> Iterator[BotServers]:
+    """Rasa (``--enable-api`` with a token: ``token``, or a random one) and the action server,
+    stopped on exit."""
     model = model or bot_model.model_path()
     if not model.exists():
         raise RuntimeError(f"no trained model at {model}: run `make train` first")
     _exit_cleanly_on_sigterm()
     rasa_port, actions_port = free_port(), free_port()
-    token = secrets.token_urlsafe(16)
+    token = token or secrets.token_urlsafe(16)
     log_dir = Path(tempfile.mkdtemp(prefix="bot-servers-"))
     env = {
         **os.environ,

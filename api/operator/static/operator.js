@@ -935,6 +935,19 @@ function renderModels(data) {
   rb.disabled = state.busy || !target;
   rb.title = target ? "Serve #" + target.id + " " + target.name + " again" : "No earlier model to roll back to";
   rb.textContent = target ? "Roll back to #" + target.id : "Roll back";
+  // What each Rasa process serves (RASA_URLS); one that missed a model says why, and gets the
+  // active one when it answers again.
+  $("rasa-processes").replaceChildren(...(data.processes || []).map((p) => {
+    const li = el("li", "rasa-process");
+    li.dataset.url = p.url;
+    const serving = p.model_id ? "#" + p.model_id + " " + (p.model || "") : "no model confirmed yet";
+    li.append(el("code", null, p.url), " ",
+              el("span", "pill " + (p.serves_active ? "gate-pass" : "gate-fail"),
+                 p.serves_active ? "serves the active model" : "behind"),
+              " ", el("span", "muted", serving + (p.checked_at ? " · checked " + when(p.checked_at) : "")));
+    if (p.error) li.append(" ", el("span", "muted", "— " + p.error));
+    return li;
+  }));
   $("model-rows").replaceChildren(...data.models.map((m) => {
     const tr = el("tr", "model-row status-row-" + m.status);
     tr.dataset.model = m.id;
@@ -1057,14 +1070,20 @@ async function swap(path, body, statusNode, pending, done) {
 function activate(id, statusNode) {
   return swap("/api/v1/models/" + id + "/activate", undefined, statusNode,
               "Loading model #" + id + " into the bot… this can take a minute",
-              (row) => "Model #" + row.id + " is now serving (activated by " + row.activated_by + ").");
+              (row) => "Model #" + row.id + " is now serving (activated by " + row.activated_by + ")." + behind(row));
 }
 
 function rollback() {
   const target = state.models && rollbackTarget(state.models);
   return swap("/api/v1/models/rollback", {}, $("models-status"),
               "Rolling back" + (target ? " to model #" + target.id : "") + "… this can take a minute",
-              (row) => "Rolled back: model #" + row.id + " " + row.name + " is serving again.");
+              (row) => "Rolled back: model #" + row.id + " " + row.name + " is serving again." + behind(row));
+}
+
+function behind(row) {
+  const missed = (row.processes || []).filter((p) => !p.serves_active);
+  return missed.length ? " " + missed.length + " of " + row.processes.length +
+    " Rasa processes did not load it yet (see Rasa processes); they get it when they answer again." : "";
 }
 
 // -- start ---------------------------------------------------------------------------------------

@@ -143,3 +143,53 @@ def test_cli_serves_the_registry_and_refuses_unevaluated(tmp_path, real_bot):
     assert back.returncode == 1 and "no earlier model" in back.stderr
     refused = cli("activate", "99")
     assert refused.returncode == 1 and "not found" in refused.stderr
+
+
+@pytest.fixture
+def second_rasa(real_bot):
+    """A second real Rasa process next to the session's (same token, same model)."""
+    from tests.support.rasa_servers import start_bot_servers
+
+    with start_bot_servers(real_bot.model, token=real_bot.token) as second:
+        yield second
+
+
+@pytest.fixture
+async def h2(bot_settings, bot_project, tmp_path, triage_engine, real_bot, second_rasa):
+    settings = bot_settings(BOT_PROJECT_DIR=str(bot_project), MODELS_DIR=str(tmp_path / "models"),
+                            RASA_URLS=f"{real_bot.rasa_url},{second_rasa.rasa_url}",
+                            RASA_MODEL_CHECK_S=0)
+    async for harness in _harness(settings, triage=triage_engine, timers=False):
+        yield harness
+
+
+async def test_activation_and_rollback_reach_two_real_rasa_processes(h2, real_bot, second_rasa,
+                                                                     tmp_path):
+    """Activation swaps both processes, rollback swaps both back, and the listing says so."""
+    baseline = run_db(h2.services, lambda s: registry.ensure_serving_flow(
+        s, baseline=real_bot.model, by="test").id)
+    candidate_file = repacked(real_bot.model, tmp_path / "candidate-two.tar.gz")
+
+    def add(session):
+        model = registry.register(session, path=candidate_file, source="console", by="sam")
+        session.commit()
+        return model.id
+
+    candidate = run_db(h2.services, add)
+    run_db(h2.services, passed_gate, model_id=candidate, compared_with_id=baseline,
+           tmp_path=tmp_path)
+    sam = await login(h2.client, "sam")
+    r = await h2.client.post(f"/api/v1/models/{candidate}/activate", headers=sam)
+    assert r.status_code == 200, r.text
+    assert "candidate-two" in served_model(real_bot)
+    assert "candidate-two" in served_model(second_rasa)
+    listing = (await h2.client.get("/api/v1/models", headers=sam)).json()
+    assert [(p["url"], p["model_id"], p["serves_active"]) for p in listing["processes"]] == [
+        (real_bot.rasa_url, candidate, True), (second_rasa.rasa_url, candidate, True)]
+
+    r = await h2.client.post("/api/v1/models/rollback", json={}, headers=sam)
+    assert r.status_code == 200 and r.json()["id"] == baseline
+    for rasa in (real_bot, second_rasa):
+        assert real_bot.model.name.removesuffix(".tar.gz") in served_model(rasa)
+    # Both already serve the active model: the check loads nothing.
+    assert await h2.services.models.check() == 0

@@ -1,6 +1,6 @@
 """What fans feel while an operator activates a model: bot turns before vs during ``PUT /model``.
 
-    python -m api.bench.activation [--fans 3] [--steady-s 20] [--after-s 15] [--rounds 3]
+    python -m benchmarks.activation [--fans 3] [--steady-s 20] [--after-s 15] [--rounds 3]
 
 Starts the real Rasa and action servers with the model of the current data (`make train`),
 keeps ``fans`` fans asking questions over Rasa's REST channel, measures ``steady-s`` seconds of
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from api.bench.common import pct
+from benchmarks.common import pct
 
 # The two ways to swap: Rasa's own endpoint, and the switchboard channel's (bot/channels.py).
 SWAP_URLS = {"rasa_put_model": "/model", "channel_swap": "/webhooks/switchboard/model"}

@@ -1,6 +1,6 @@
 """Rasa's REST channel directly vs. through the switchboard: same messages, one run.
 
-    .venv/bin/python -m api.bench [--turns 384] [--levels 1,8,32] [--rounds 4]
+    .venv/bin/python -m benchmarks.switchboard [--turns 384] [--levels 1,8,32] [--rounds 4]
         [--json var/bench-switchboard.json]
 
 Starts the real Rasa and action servers (tests/support/rasa_servers.py, trained model needed)
@@ -34,9 +34,9 @@ from pathlib import Path
 
 import httpx
 
-from api.bench.common import free_port, pct, wait_http_ok
+from benchmarks.common import free_port, pct, wait_http_ok
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = [
     "hello",
     "what time do you open?",

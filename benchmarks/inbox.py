@@ -1,6 +1,6 @@
 """The staff inbox, measured in a real browser and over the event stream.
 
-    .venv/bin/python -m api.inbox.bench [--messages 60] [--loads 15] [--clients 50]
+    .venv/bin/python -m benchmarks.inbox [--messages 60] [--loads 15] [--clients 50]
         [--events 40] [--json var/bench-inbox.json]
 
 Starts a switchboard in a child process (uvicorn, fresh SQLite in a temp dir, the trained triage
@@ -36,9 +36,9 @@ from pathlib import Path
 
 import httpx
 
-from api.bench.common import free_port, pct, wait_http_ok
+from benchmarks.common import free_port, pct, wait_http_ok
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -110,7 +110,7 @@ def serve(port: int, database_url: str) -> None:
 def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     db = f"sqlite:///{tmp / 'switchboard.db'}"
-    proc = subprocess.Popen([sys.executable, "-m", "api.inbox.bench", "--serve", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.inbox", "--serve", str(port),
                              "--database-url", db], cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     wait_http_ok(url + "/inbox/login", proc, timeout=90, interval=0.2)

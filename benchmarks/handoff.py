@@ -1,6 +1,6 @@
 """Time from a fan's message to the assignee's event on the bus (the safety path: no Rasa).
 
-    .venv/bin/python -m api.bench.handoff [--messages 300] [--warmup 20] [--concurrency 1]
+    .venv/bin/python -m benchmarks.handoff [--messages 300] [--warmup 20] [--concurrency 1]
         [--database-url URL] [--json var/bench-handoff.json]
 
 Starts a switchboard (uvicorn in a thread of this process, fresh SQLite in a temp dir, the
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import httpx
 
-from api.bench.common import free_port, pct
+from benchmarks.common import free_port, pct
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 MESSAGES = [
     "I can't find my friend and she isn't answering",
     "my friend collapsed near the toilets and isn't breathing properly",
