@@ -109,8 +109,8 @@ def run(args) -> dict:
 
 
 def _run(args, rasa_url: str, token: str, actions_url: str) -> dict:
-    from benchmarks.common import free_port
     from api.main import migrate
+    from benchmarks.common import free_port
 
     results: dict = {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg(),
                      "triage": args.triage,
