@@ -32,6 +32,8 @@ export DATASETS_DIR
 -include mk/language.mk
 # Several switchboards behind HAProxy on PostgreSQL and Redis, with Rasa and actions (cluster).
 -include mk/cluster.mk
+# The cluster under load while its parts are killed (fault-test, fault-test-short).
+-include mk/faults.mk
 
 .PHONY: help run test setup bot-env train validate test-bot test-bot-e2e test-conversations test-nlu \
         crossval lint bench bench-bot clean

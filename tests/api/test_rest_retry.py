@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
 from api.conversations.models import Message
 from api.enums import MessageKind
-from tests.api.conftest import _harness, run_db, wait_for
+from tests.api.conftest import LiveServer, _harness, run_db, wait_for
 
 URL = "/webhooks/rest/webhook"
 ECHO = [{"recipient_id": "ana", "text": "echo: hello"}]
@@ -92,3 +93,26 @@ async def test_resend_also_carries_replies_not_collected_yet(harness, fake_rasa)
     again = await harness.client.post(URL, json=body("c-6", "second"))
     assert [i["text"] for i in again.json()] == ["echo: second"]
     assert fake_rasa.turns_for("rest-ana") == 2
+
+
+async def test_request_the_client_left_collects_nothing(make_settings, pattern_triage, fake_rasa):
+    """The fault test's finding: a client that gave up on a request (its time-out; Rasa was
+    slow) is gone when the request ends, so that request marks no reply sent: what it would
+    have answered leads the client's next request instead of being lost with it."""
+    server = LiveServer(make_settings(), triage=pattern_triage).start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            fake_rasa.mode, fake_rasa.slow_s = "slow", 1.5  # the turn runs, its answer is late
+            with pytest.raises(httpx.ReadTimeout):
+                await client.post(URL, json=body("c-10", "first"), timeout=0.5)
+            await wait_for(lambda: fake_rasa.turns_for("rest-ana") == 1, 5)
+            await asyncio.sleep(2.5)  # the abandoned request has finished on the server
+            fake_rasa.mode = "ok"
+            after = await client.post(URL, json=body("c-11", "second"), timeout=10)
+        # Rasa's time-out (1 s here) gave the abandoned request the holding reply: not taken
+        # by it, so the client gets it, then the late answer, then its new message's.
+        texts = [i["text"] for i in after.json()]
+        assert texts[0].startswith("Sorry, I can't answer right now.")
+        assert texts[1:] == ["echo: first", "echo: second"]
+    finally:
+        server.stop()

@@ -108,6 +108,12 @@ async def rest_webhook(request: Request, services: ServicesDep) -> list[dict[str
     except RateLimited as exc:
         raise too_many(exc.verdict, "too many messages") from None
     bind_conversation(received.conversation.id)
+    if await request.is_disconnected():
+        # The client gave up while its turn (or the conversation's backlog) ran: collecting
+        # would mark replies sent that nobody reads. Its resend or next request takes them.
+        log.info("rest client left before its replies were collected (conversation %s)",
+                 received.conversation.id)
+        return []
     replies = await service.replies_for(services.db, received,
                                         wait_s=services.settings.rest_retry_wait_s)
     services.metrics.delivery(Channel.rest, "sent", len(replies))

@@ -59,7 +59,7 @@ CLEAN_CLOSE = frozenset({socketio.AsyncServer.reason.CLIENT_DISCONNECT,
 
 # A client-chosen id is kept only when it is long enough not to be guessed or shared by accident.
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")  # fullmatch: "$" would allow a final "\n"
-KNOWN_UTTERED = {"message", "session_id", "customData"}
+KNOWN_UTTERED = {"message", "session_id", "customData", "message_id"}
 
 NOT_CONNECTED = {
     "en": "This chat is not connected yet. Please reload the page and try again.",
