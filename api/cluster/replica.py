@@ -7,6 +7,7 @@ threads cannot make a live replica look dead to the others.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 
@@ -23,8 +24,11 @@ log = logging.getLogger(__name__)
 class Replica:
     def __init__(self, *, db: Database, settings: Settings) -> None:
         self.db = db
-        self.id = settings.replica_id
-        self.member = Member(settings.replica_id, settings.cluster_stale_s)
+        # One id per process start: a replica restarted under the same REPLICA_ID is another
+        # member, so the claims its killed predecessor left go through the takeover (and its
+        # tracker check) instead of being taken as its own and sent to Rasa again at once.
+        self.id = f"{settings.replica_id[:100]}.{secrets.token_hex(4)}"
+        self.member = Member(self.id, settings.cluster_stale_s)
         self.heartbeat_s = settings.cluster_heartbeat_s
         self._wanted: frozenset[str] = frozenset()  # replaced, never changed: read by the beat
         self._held: dict[str, float] = {}  # lease -> monotonic time it was last confirmed

@@ -184,7 +184,29 @@ async def test_a_dead_replicas_turn_is_taken_over_with_the_tracker_check(make_se
     assert len(rasa.calls) == 1  # never sent again
     assert b.relay.recovered == 1 and rasa.tracker_calls >= 1
     msg = incoming(b)[0]
-    assert msg.relay_claimed_by == "replica-b" and msg.relay_attempts == 1
+    assert msg.relay_claimed_by.startswith("replica-b.") and msg.relay_attempts == 1
+
+
+async def test_a_replica_restarted_under_its_name_does_not_resend_its_predecessors_turn(
+        nodes, rasa):
+    """Found by the fault test: `make cluster` restarts a killed replica under the same
+    REPLICA_ID within a second or two. The new process is another member: the turn its
+    predecessor left with Rasa is taken over only once that member is stale, through the
+    tracker check, so Rasa runs it once."""
+    rasa.mode, rasa.slow_s = "slow", 2.0
+    timing = dict(CLUSTER_HEARTBEAT_S=0.5, CLUSTER_STALE_S=2.0)
+    first = await nodes("replica-a", **timing)
+    received = store(first, "kim", "lost my keys")
+    turn = asyncio.create_task(first.relay.process(received.conversation.id))
+    await wait_for(lambda: rasa.turns_for("rest-kim") == 1, 5)
+    turn.cancel()
+    await first.die()
+    again = await nodes("replica-a", **timing)  # same name, as the process manager restarts it
+    assert again.replica.member.replica_id != first.replica.member.replica_id
+    rasa.mode = "ok"
+    await wait_for(lambda: incoming(again)[0].relay_status == RelayStatus.answered, 8)
+    assert len(rasa.calls) == 1 and list(rasa.runs_per_message().values()) == [1]
+    assert again.relay.recovered == 1 and rasa.tracker_calls >= 1
 
 
 async def test_a_turn_claimed_by_a_replica_that_died_before_rasa_runs_once(nodes, rasa):
@@ -303,9 +325,10 @@ async def test_the_timers_run_on_one_replica_and_move_when_it_dies(nodes, patter
         await wait_for(lambda: sum(rounds.values()) >= 5, 15)
         assert len(rounds) == 1
         leader = next(iter(rounds))
-        follower = ({"replica-a", "replica-b"} - {leader}).pop()
+        by_id = {a.replica.id: a, b.replica.id: b}
+        follower = (set(by_id) - {leader}).pop()
         await managers[leader].stop()
-        await {"replica-a": a, "replica-b": b}[leader].die()
+        await by_id[leader].die()
         await wait_for(lambda: rounds[follower] > 0, 5)  # stale (1 s) + a heartbeat + slack
         with b.db.session() as session:
             assert cluster.lease_holder(session, name=cluster.TIMERS_LEASE) == follower
