@@ -516,13 +516,16 @@ def wait_ready(c: Cluster, triage: bool, timeout: float) -> None:
 # --- load ----------------------------------------------------------------------------------------
 
 async def fans_turns(url: str, fans: int, conversations: int,
-                     tag: str) -> tuple[list[float], float, int]:
+                     tag: str) -> tuple[list[float], float, int, int]:
     """``fans`` concurrent fans, each ``conversations`` conversations of the six QUESTIONS,
-    turns sequential within a fan. Returns per-turn latencies (s), the wall time (s) and how
-    many answers had no text."""
+    turns sequential within a fan. Returns per-turn latencies (s), the wall time (s), how
+    many answers had no text and how many turns failed."""
     latencies: list[float] = []
     empty: list[str] = []
-    connector = aiohttp.TCPConnector(limit=fans + 4)
+    errors: list[str] = []
+    # Idle pooled connections are closed before HAProxy's keep-alive timeout (10 s) closes
+    # them: aiohttp's default (15 s) would send a request on a connection being closed.
+    connector = aiohttp.TCPConnector(limit=fans + 4, keepalive_timeout=4)
     timeout = aiohttp.ClientTimeout(total=180)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
 
@@ -541,7 +544,11 @@ async def fans_turns(url: str, fans: int, conversations: int,
                 sender = f"bench-{tag}-{i}-{uuid.uuid4().hex[:8]}"
                 for text in QUESTIONS:
                     t0 = time.perf_counter()
-                    await turn(sender, text)
+                    try:
+                        await turn(sender, text)
+                    except (aiohttp.ClientError, TimeoutError, RuntimeError) as exc:
+                        errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+                        continue  # counted, not timed
                     latencies.append(time.perf_counter() - t0)
 
         # a warm connection pool and a check that the bot answers, outside the measurement
@@ -552,7 +559,9 @@ async def fans_turns(url: str, fans: int, conversations: int,
         wall = time.perf_counter() - t0
     if empty:
         log(f"{url}: {len(empty)} answers without text (e.g. to {empty[0]!r})")
-    return latencies, wall, len(empty)
+    if errors:
+        log(f"{url}: {len(errors)} turns failed (e.g. {errors[0]})")
+    return latencies, wall, len(empty), len(errors)
 
 
 @dataclass
@@ -566,6 +575,7 @@ class Target:
     cpu: dict[str, float] = field(default_factory=dict)
     redis: dict[str, int] = field(default_factory=dict)  # commands during the windows
     empty: int = 0  # answers without text
+    failed: int = 0  # turns without an answer (connection dropped, 5xx)
     warm: int = 0  # warm-up turns (one per fan per window): in the windows, not in the latencies
 
     def summary(self, redis_idle: dict[str, float]) -> dict:
@@ -578,6 +588,7 @@ class Target:
             if value >= 0.005:
                 redis_per_turn[cmd] = value
         return {"turns": len(lat), "wall_s": self.wall, "answers_without_text": self.empty,
+                "failed_turns": self.failed,
                 "turns_per_s": turns / self.wall if self.wall else 0.0,
                 "p50_ms": statistics.median(lat) * 1000, "p99_ms": pct(lat, 0.99) * 1000,
                 "cpu_s": self.cpu,
@@ -596,13 +607,14 @@ def run_targets(c: Cluster, targets: list[Target], settings: Settings, conversat
                 c.balance_over(t.replicas)
             calls0, w0 = redis_calls(client), time.monotonic()
             meter.begin()
-            lat, wall, empty = asyncio.run(fans_turns(t.url, settings.fans, conversations,
+            lat, wall, empty, failed = asyncio.run(fans_turns(t.url, settings.fans, conversations,
                                                f"{t.name.split()[0]}{r}"))
             used = meter.end()
             calls1, w1 = redis_calls(client), time.monotonic()
             t.latencies += lat
             t.wall += wall
             t.empty += empty
+            t.failed += failed
             t.window += w1 - w0
             t.warm += settings.fans
             for k, v in used.items():
@@ -765,13 +777,14 @@ def fmt_cpu(summary: dict) -> str:
 
 def print_tables(result: dict) -> None:
     print()
-    print("| cluster | target | turns | turns/s | p50 ms | p99 ms | Redis cmds/turn "
-          "| cores busy (CPU s / wall s) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| cluster | target | turns | turns/s | p50 ms | p99 ms | no text / failed "
+          "| Redis cmds/turn | cores busy (CPU s / wall s) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for kind, part in result["clusters"].items():
         for name, s in part["targets"].items():
             print(f"| {kind} | {name} | {s['turns']} | {s['turns_per_s']:.1f} "
                   f"| {s['p50_ms']:.0f} | {s['p99_ms']:.0f} "
+                  f"| {s['answers_without_text']} / {s['failed_turns']} "
                   f"| {s['redis_commands_per_turn']:.1f} | {fmt_cpu(s)} |")
     print()
     print("| cluster | CPU ms per turn (2 replicas) | PostgreSQL per turn | Redis per turn "
