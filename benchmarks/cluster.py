@@ -592,9 +592,11 @@ class Target:
                 "failed_turns": self.failed,
                 "turns_per_s": turns / self.wall if self.wall else 0.0,
                 "p50_ms": statistics.median(lat) * 1000, "p99_ms": pct(lat, 0.99) * 1000,
-                "cpu_s": self.cpu,
-                "cpu_ms_per_turn": {k: 1000 * v / turns for k, v in self.cpu.items()},
-                "cores_busy": {k: v / self.wall for k, v in self.cpu.items()},
+                # CPU is read around each window, warm-up turns included: per turn of the window,
+                # per second of the window
+                "cpu_s": self.cpu, "window_s": self.window, "warm_up_turns": self.warm,
+                "cpu_ms_per_turn": {k: 1000 * v / all_turns for k, v in self.cpu.items()},
+                "cores_busy": {k: v / self.window for k, v in self.cpu.items()},
                 "redis_per_turn": redis_per_turn,
                 "redis_commands_per_turn": sum(redis_per_turn.values())}
 
