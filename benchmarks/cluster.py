@@ -25,8 +25,8 @@ HAProxy, the PostgreSQL backends of this run's databases, Redis, the fake Rasa, 
 generator), and per cluster the database transactions (pg_stat_database xact_commit /
 xact_rollback) and Redis commands (INFO commandstats) per turn, background (heartbeats, polls
 measured while idle) subtracted. Writes BENCH_CLUSTER_JSON, prints Markdown tables; stops by
-itself (16 minutes on 2 cores at load average 12-19, most of it the real-Rasa turns and the two
-clusters' start-up; less on a quieter machine); 127.0.0.1 only.
+itself (on 2 shared cores: 517 s at load average 6-14, 964 s at 12-19; most of it the real-Rasa
+turns and the two clusters' start-up); 127.0.0.1 only.
 
 Settings (environment):
   BENCH_CLUSTER_FANS=32            concurrent fans per target

@@ -14,8 +14,8 @@ cluster: setup train $(if $(wildcard mk/triage.mk),train-triage) haproxy service
 	@$(VENV_API)/bin/python scripts/cluster.py
 
 # `make bench-cluster`: scale-out measured in one run (benchmarks/cluster.py; writes
-# var/bench-cluster.json, prints the tables, stops by itself, 127.0.0.1 only; 16 minutes
-# on 2 cores at load average 12-19). Two clusters started by scripts/cluster.py on fresh PostgreSQL databases
+# var/bench-cluster.json, prints the tables, stops by itself, 127.0.0.1 only; 9 minutes
+# on 2 shared cores at load average 6-14, 16 at 12-19). Two clusters started by scripts/cluster.py on fresh PostgreSQL databases
 # (bench_cluster_*, dropped after) and a redis-server of its own: real Rasa (Rasa's REST channel
 # directly vs the balancer over 1 vs 2 replicas), then an instant fake Rasa (the switchboard tier
 # alone, 1 vs 2 replicas; then one staff event to 50 inbox streams over both replicas). Settings
