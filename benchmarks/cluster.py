@@ -71,9 +71,8 @@ from pathlib import Path
 import aiohttp
 import psycopg
 import redis
-from psycopg import sql
-
 from api.bench.common import free_port, pct
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 API_PY = ROOT / ".venv" / "bin" / "python"

@@ -20,10 +20,11 @@ and Rasa's tracker store (see `check`). Last line:
 `faults scenarios=<n> sent=<n> stored=<n> answered=<n> delivered=<n> lost=<n> duplicated=<n>`;
 the exit status is non-zero when anything was lost, duplicated, out of order or owned twice.
 
-Settings (environment): FAULTS_SHORT=1 (the shortened form in `make test`), FAULTS_LOAD_S (load
-per scenario), FAULTS_SETTLE_S (the settling deadline), FAULTS_SCENARIOS (comma-separated
-subset), FAULTS_PORT_BASE (balancer, then replicas; free ports when unset), FAULTS_REDIS_PORT,
-RASA_PORT, ACTION_PORT, FAULTS_DB_PREFIX (default `faults`), APP_ENV (default local).
+Settings (environment): FAULTS_SHORT=1 (the shortened form, `make fault-test-short`),
+FAULTS_LOAD_S (load per scenario), FAULTS_SETTLE_S (the settling deadline), FAULTS_SCENARIOS
+(comma-separated subset), FAULTS_PORT_BASE (balancer, then replicas; free ports when unset),
+FAULTS_REDIS_PORT, RASA_PORT, ACTION_PORT, FAULTS_DB_PREFIX (default `faults`), APP_ENV (default
+local).
 Fans' text is synthetic: this runner may print it; the switchboard logs ids only.
 """
 

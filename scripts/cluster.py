@@ -572,7 +572,8 @@ async def main_async(config: Config) -> int:
                 "--endpoints", str(endpoints_file)],
                 # RASA_ENDPOINTS_FILE: the channel's model swap (bot/channels.py) loads the new
                 # model with these endpoints too, not the project's endpoints.yml.
-                {**config.env, **rasa_env, "RASA_ENDPOINTS_FILE": str(endpoints_file)},
+                {**run.bot_env(config.env), **rasa_env,
+                 "RASA_ENDPOINTS_FILE": str(endpoints_file)},
                 after=first_rasa.up if first_rasa else None)
             first_rasa = first_rasa or rasa_process
         if config.rasa_processes > 1:

@@ -69,9 +69,21 @@ class Supervisor:
                      if child.poll() is not None), None)
 
 
+def bot_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment of Rasa's processes: they read LOG_LEVEL too, and only in capitals (the
+    switchboard's is lower case: Rasa would exit with "Unknown level")."""
+    level = env.get("LOG_LEVEL")
+    return {**env, "LOG_LEVEL": level.upper()} if level else dict(env)
+
+
 def action_server_env(env: dict[str, str]) -> dict[str, str]:
-    """rasa-sdk 3.6 has no interface flag: it binds SANIC_HOST, all interfaces when unset."""
-    return {**env, "SANIC_HOST": env.get("ACTION_HOST") or "127.0.0.1"}
+    """rasa-sdk 3.6 has no interface flag: it binds SANIC_HOST, all interfaces when unset.
+    Rasa keeps idle connections to the action server for 15 s (aiohttp); Sanic closes them after
+    5 s by default, and Rasa sometimes reused one being closed ("Cannot write to closing
+    transport": an answer without text, seen by `make bench-cluster` under load). Sanic keeps
+    them longer than Rasa does."""
+    return {**bot_env(env), "SANIC_HOST": env.get("ACTION_HOST") or "127.0.0.1",
+            "SANIC_KEEP_ALIVE_TIMEOUT": env.get("SANIC_KEEP_ALIVE_TIMEOUT") or "20"}
 
 
 def staff_handles() -> list[str]:
@@ -148,7 +160,7 @@ def main() -> int:
     supervisor.start("rasa server", [
         str(BOT_BIN / "rasa"), "run", "--enable-api", "--auth-token", env["RASA_TOKEN"],
         "--port", rasa_port, "--interface", "127.0.0.1", "--model", str(model),
-        "--credentials", "credentials.yml", "--endpoints", "endpoints.yml"], env)
+        "--credentials", "credentials.yml", "--endpoints", "endpoints.yml"], bot_env(env))
     switchboard = (ROOT / "api" / "__main__.py").exists() and API_PY.exists()
     if switchboard:
         supervisor.start("switchboard", [str(API_PY), "-m", "api"], env)
