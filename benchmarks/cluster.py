@@ -71,8 +71,10 @@ from pathlib import Path
 import aiohttp
 import psycopg
 import redis
-from api.bench.common import free_port, pct
 from psycopg import sql
+
+from benchmarks.common import free_port, pct
+from tests.support.cluster import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 API_PY = ROOT / ".venv" / "bin" / "python"
@@ -397,26 +399,6 @@ class Cluster:
         return groups
 
 
-def free_run_of_ports(count: int) -> int:
-    for _ in range(50):
-        base = free_port()
-        if base + count > 65535:
-            continue
-        try:
-            socks = []
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no run of free ports")
-
-
 @contextmanager
 def cluster(settings: Settings, directory: Path, redis_port: int, real_rasa: bool,
             fake_ports: tuple[int, int] | None):
@@ -432,7 +414,7 @@ def cluster(settings: Settings, directory: Path, redis_port: int, real_rasa: boo
     if settings.port_base:
         port, base = settings.port_base, settings.port_base + 1
     else:
-        port, base = free_port(), free_run_of_ports(2)
+        port, base = free_port(), free_ports(2)
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CLUSTER_", "RASA_", "DATABASE_URL", "REDIS_", "TRIAGE_"))}
     sqlalchemy_server = settings.pg_server.replace("postgresql://", "postgresql+psycopg://", 1)
