@@ -15,6 +15,7 @@ import spacy
 import yaml
 from spacy.language import Language
 
+from api.triage import windows
 from api.triage.emotion import (
     EmotionModel,
     EmotionVerdict,
@@ -196,7 +197,7 @@ class Triage:
 
     def meaning(self, text: str) -> SemanticVerdict:
         """The semantic layer's verdict on one message (thread-safe: numpy only)."""
-        return self.semantic.classify(text) if self.semantic else CALM
+        return windows.read(self.semantic, text) if self.semantic else CALM
 
     def after_bot(self, assessment: Assessment, parse: Any = None,
                   history_parses: Sequence[Any] | None = None,

@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from api.triage import windows
 from api.triage.semantic import SemanticModel, SemanticVerdict
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def _load(model_dir: str) -> None:
 
 
 def _classify(text: str) -> SemanticVerdict:
-    return _model.classify(text)
+    return windows.read(_model, text)
 
 
 class MeaningWorker:

@@ -171,9 +171,16 @@ async def test_healthz_shows_no_token_whatever_fails(make_settings, pattern_tria
 
 # -- the action server's interface ----------------------------------------------------------------
 def test_launcher_binds_the_action_server_to_loopback():
-    assert launcher.action_server_env({"PATH": "/bin"}) == {"PATH": "/bin",
-                                                             "SANIC_HOST": "127.0.0.1"}
+    assert launcher.action_server_env({"PATH": "/bin"}) == {
+        "PATH": "/bin", "SANIC_HOST": "127.0.0.1", "SANIC_KEEP_ALIVE_TIMEOUT": "20"}
     assert launcher.action_server_env({"ACTION_HOST": "10.0.0.5"})["SANIC_HOST"] == "10.0.0.5"
+
+
+def test_rasa_processes_get_the_log_level_in_capitals():
+    """Rasa exits on "Unknown level" with the switchboard's lower-case LOG_LEVEL."""
+    assert launcher.bot_env({"LOG_LEVEL": "info", "X": "1"}) == {"LOG_LEVEL": "INFO", "X": "1"}
+    assert launcher.bot_env({"X": "1"}) == {"X": "1"}
+    assert launcher.action_server_env({"LOG_LEVEL": "debug"})["LOG_LEVEL"] == "DEBUG"
 
 
 # -- training subprocesses ------------------------------------------------------------------------

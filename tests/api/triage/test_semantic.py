@@ -154,3 +154,30 @@ def test_the_model_marks_leaning_exactly_in_its_band(triage: Triage) -> None:
         assert (v.leaning is not None) == (near <= v.urgent_p < urgent), v
         if v.leaning is not None:
             assert LABELS[v.leaning.label].kind is Kind.URGENT and not v.urgent
+
+
+def test_a_long_message_is_read_in_windows_that_cover_it():
+    from api.triage.windows import MAX_WINDOWS, WHOLE_CHARS, WINDOW_CHARS, windows
+
+    assert windows("my friend collapsed") == ["my friend collapsed"]
+    assert windows("a" * WHOLE_CHARS) == ["a" * WHOLE_CHARS]  # what the layer was trained on
+    text = " ".join(f"w{i}" for i in range(2000))
+    parts = windows(text)
+    assert 1 < len(parts) <= MAX_WINDOWS and all(len(p) <= WINDOW_CHARS for p in parts)
+    assert parts[0].startswith("w0 ") and parts[-1].endswith("w1999")
+    # Each window starts inside the one before: nothing is read only across a boundary.
+    short = windows(" ".join(f"w{i}" for i in range(300)))
+    for before, after in zip(short, short[1:], strict=False):
+        assert after.split()[0] in before.split()
+    assert windows("x" * 900) == ["x" * 900]  # one long word is its own window
+
+
+def test_an_emergency_at_the_end_of_a_long_message_is_read(triage: Triage) -> None:
+    """Found when the veto over patterns rose to 0.3: one embedding of 900 filler words put the
+    emergency at its end under the veto, and the pattern's alarm was overruled."""
+    urgent = "my friend collapsed at the bar and is not breathing, please help"
+    text = "word " * 900 + urgent
+    assert triage.semantic.classify(text).urgent_p < triage.policy.semantic_veto  # whole: lost
+    assert triage.meaning(text).urgent  # in windows: read
+    a = triage.before_bot(text)
+    assert a.pattern_alarm and a.skip_bot
