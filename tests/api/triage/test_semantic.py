@@ -181,3 +181,16 @@ def test_an_emergency_at_the_end_of_a_long_message_is_read(triage: Triage) -> No
     assert triage.meaning(text).urgent  # in windows: read
     a = triage.before_bot(text)
     assert a.pattern_alarm and a.skip_bot
+
+
+def test_a_pattern_alarm_the_layer_reads_under_the_veto_is_overruled(triage: Triage) -> None:
+    """Fresh sets 9-11, scored held out: every emergency a pattern caught read 0.41 or more,
+    and most of the patterns' false alarms under 0.3 — the veto sits there."""
+    from dataclasses import replace
+
+    a = triage.before_bot("i think my drink was spiked")
+    assert a.safety.urgent
+    assert triage.policy.semantic_veto == 0.3
+    for urgent_p, alarm in ((0.29, False), (0.3, True), (0.41, True)):
+        read = replace(a.meaning, label="none", urgent_p=urgent_p, person_p=0.0, leaning=None)
+        assert a.with_meaning(read).pattern_alarm is alarm, urgent_p
