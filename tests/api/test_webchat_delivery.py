@@ -1,6 +1,7 @@
 """Web chat delivery with a real socket.io client (rasa-webchat's protocol): a reply counts as
-delivered once its socket is still connected at the next engine.io ping; what no connected
-socket got is replayed, in order and once, at the session's next ``session_request``."""
+delivered once its socket answers the engine.io ping sent right after it (or is still connected
+when engine.io's own next ping has had its time); what no connected socket got is replayed, in
+order and once, at the session's next ``session_request``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 
 import httpx
 import pytest
+from engineio import packet as eio_packet
 from sqlalchemy import select
 
 from api.channels.webchat.socket import PROOF_MARGIN_S
@@ -62,6 +64,19 @@ def outgoing(services) -> list[tuple[str, DeliveryStatus, OutboxStatus]]:
     return run_db(services, read)
 
 
+def stop_answering_pings(widget: Widget) -> None:
+    """The fan's Wi-Fi dies: the client's pongs no longer reach the server (engine.io's client
+    queues its pong in ``_send_packet``)."""
+    eio = widget.sio.eio
+    send = eio._send_packet  # noqa: SLF001 - the one place a client's pong leaves
+
+    async def no_pongs(pkt):
+        if pkt.packet_type != eio_packet.PONG:
+            await send(pkt)
+
+    eio._send_packet = no_pongs  # noqa: SLF001
+
+
 async def nothing_more(widget: Widget, wait_s: float = 0.8) -> None:
     await asyncio.sleep(wait_s)
     assert widget.uttered.empty(), widget.uttered.get_nowait()
@@ -106,6 +121,7 @@ async def test_reply_whose_socket_dropped_before_the_ping_is_replayed(server):
     cid = give_to_noor(services)
     async with httpx.AsyncClient(base_url=server.url) as client:
         noor = await login(client, "noor")
+        stop_answering_pings(widget)
         r = await client.post(f"/api/v1/conversations/{cid}/messages",
                               json={"text": "Stay where you are."}, headers=noor)
         assert r.status_code == 201, r.text
@@ -122,15 +138,13 @@ async def test_reply_whose_socket_dropped_before_the_ping_is_replayed(server):
         await back.close()
 
 
-async def test_connected_socket_proves_delivery_at_the_next_ping(server, fake_rasa):
+async def test_connected_socket_proves_delivery_at_its_pong(server, fake_rasa):
     services = server.app.state.services
     widget = await open_widget(server)
     try:
         await widget.say("hello", SESSION)
         assert await widget.next(timeout=15) == {"text": "echo: hello"}  # slow on a loaded machine
-        # the fan may see it a moment before the emit is recorded
-        await wait_for(lambda: outgoing(services)[0][1:] == (DeliveryStatus.sent,
-                                                            OutboxStatus.emitted), 2)
+        # emitted, then proven by the pong to the ping that followed it
         await wait_for(lambda: outgoing(services)[0][1:] == (DeliveryStatus.delivered,
                                                             OutboxStatus.sent), 5)
     finally:
@@ -157,3 +171,53 @@ async def test_page_closing_its_socket_after_the_reply_counts_as_shown(server, f
         await nothing_more(back)
     finally:
         await back.close()
+
+
+@pytest.fixture
+def slow_pings_server(make_settings, pattern_triage):
+    # engine.io's default ping cycle (25 s + 20 s): only the pong to the ping sent right after
+    # the reply can prove it within the test.
+    live = LiveServer(make_settings(OUTBOX_POLL_S=0.1), triage=pattern_triage).start()
+    yield live
+    live.stop()
+
+
+async def test_the_pong_after_a_reply_proves_it_within_a_round_trip(slow_pings_server):
+    services = slow_pings_server.app.state.services
+    widget = await open_widget(slow_pings_server)
+    cid = give_to_noor(services)
+    try:
+        async with httpx.AsyncClient(base_url=slow_pings_server.url) as client:
+            noor = await login(client, "noor")
+            r = await client.post(f"/api/v1/conversations/{cid}/messages",
+                                  json={"text": "I'm on my way."}, headers=noor)
+            assert r.status_code == 201, r.text
+        assert (await widget.next())["text"] == "Noor: I'm on my way."
+        await wait_for(lambda: outgoing(services)[0][1:] == (DeliveryStatus.delivered,
+                                                            OutboxStatus.sent), 3)
+    finally:
+        await widget.close()
+    back = await open_widget(slow_pings_server)
+    try:
+        await nothing_more(back)
+    finally:
+        await back.close()
+
+
+async def test_a_reply_whose_pong_never_comes_is_not_proven_by_the_socket_alone(
+        slow_pings_server):
+    services = slow_pings_server.app.state.services
+    widget = await open_widget(slow_pings_server)
+    cid = give_to_noor(services)
+    stop_answering_pings(widget)
+    try:
+        async with httpx.AsyncClient(base_url=slow_pings_server.url) as client:
+            noor = await login(client, "noor")
+            r = await client.post(f"/api/v1/conversations/{cid}/messages",
+                                  json={"text": "Can you see the stage?"}, headers=noor)
+            assert r.status_code == 201, r.text
+        assert (await widget.next())["text"] == "Noor: Can you see the stage?"
+        await asyncio.sleep(1.5)
+        assert outgoing(services)[0][1:] == (DeliveryStatus.sent, OutboxStatus.emitted)
+    finally:
+        await widget.close()

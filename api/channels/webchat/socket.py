@@ -8,14 +8,16 @@ per reply. Browsers may connect only from our own page or the brand's sites (``o
 
 Delivery (api/outbox): the widget never acknowledges ``bot_uttered``, so a reply counts as
 delivered when it was emitted to a socket of the fan's session that was connected then and is
-still connected at the next engine.io ping. engine.io closes a socket from which nothing (no
-pong) arrived for ping interval + time-out, so a socket still open that long after the emit
-answered a ping sent after it (:meth:`WebchatChannel._prove`). A socket the page itself closed
-(a reload, a closed tab: the transport closed with no ping overdue) a second or more after the
-emit counts too: it was working well past the reply, which the widget has shown and stored, so a
-reload replays nothing already shown. A reply whose sockets all dropped first, or stored while
-none was connected, waits and is sent, in order, at the session's next ``session_request`` (the
-widget sends one on every reconnect).
+still connected at the next engine.io ping. That ping is sent right after the reply, so its pong
+proves it within a round trip (api/channels/webchat/pongs.py). Without a pong, engine.io closes
+a socket from which nothing arrived for ping interval + time-out, so a socket still open that
+long after the emit answered a ping sent after it (:meth:`WebchatChannel._prove`).
+
+A socket the page itself closed (a reload, a closed tab: the transport closed with no ping
+overdue) a second or more after the emit counts too: it was working well past the reply, which
+the widget has shown and stored, so a reload replays nothing already shown. A reply whose
+sockets all dropped first, or stored while none was connected, waits and is sent, in order, at
+the session's next ``session_request`` (the widget sends one on every reconnect).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import socketio
 
 from api import flows
 from api.channels.common import BadMessage, log_unknown_fields, signed_text
+from api.channels.webchat.pongs import PongWatch
 from api.conversations.language import declared
 from api.db import Database
 from api.enums import Channel
@@ -168,6 +171,7 @@ class WebchatChannel:
         self.sessions: dict[str, str] = {}
         self.unproven: dict[int, tuple[int, set[str], float]] = {}
         self.transports: dict[str, Any] = {}  # per socket, its engine.io socket (its pings)
+        self.pongs = PongWatch()
         # Per socket, its session_request under way: set once the session is confirmed.
         self.confirming: dict[str, asyncio.Event] = {}
         self._proofs: set[asyncio.Task] = set()
@@ -201,7 +205,10 @@ class WebchatChannel:
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> bool:
         log.debug("webchat connect %s", sid)
         self.addresses[sid] = client_address(environ, self.settings)
-        self.transports[sid] = self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, "/"))
+        transport = self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, "/"))
+        self.transports[sid] = transport
+        if transport is not None:
+            self.pongs.watch(sid, transport)
         return True
 
     async def on_disconnect(self, sid: str, *args: Any) -> None:
@@ -211,6 +218,7 @@ class WebchatChannel:
         self.sessions.pop(sid, None)
         self.confirming.pop(sid, None)
         transport = self.transports.pop(sid, None)
+        self.pongs.forget(sid)
         await self._dropped(sid, clean=bool(args) and args[0] in CLEAN_CLOSE
                             and not _ping_overdue(transport))
 
@@ -362,23 +370,30 @@ class WebchatChannel:
         for payload in to_bot_uttered(delivery.message):
             for sid in sorted(sids):
                 await self.sio.emit("bot_uttered", payload, to=sid)
+        answered = await self.pongs.probe(sids, self.transports)
         window = self.settings.webchat_ping_interval_s + self.settings.webchat_ping_timeout_s
         self.unproven[delivery.outbox_id] = (delivery.conversation_id, sids, time.monotonic())
-        task = asyncio.create_task(self._prove(delivery.outbox_id, window + PROOF_MARGIN_S))
+        task = asyncio.create_task(self._prove(delivery.outbox_id, window + PROOF_MARGIN_S,
+                                               answered))
         self._proofs.add(task)
         task.add_done_callback(self._proofs.discard)
         # Held past the proof: a worker elsewhere takes it over only if this process died.
         return Emitted(hold_s=2 * window + PROOF_MARGIN_S)
 
-    async def _prove(self, outbox_id: int, after_s: float) -> None:
-        """After the next ping has had its time: delivered if a socket it was emitted to is
-        still connected (a dropped one was handled by :meth:`_dropped`)."""
-        await asyncio.sleep(after_s)
+    async def _prove(self, outbox_id: int, after_s: float, answered: asyncio.Future) -> None:
+        """Delivered at the pong to the ping sent after it; without one, after engine.io's
+        next ping has had its time, if a socket it was emitted to is still connected (a
+        dropped one was handled by :meth:`_dropped`)."""
+        try:
+            await asyncio.wait_for(answered, after_s)
+            ponged = True
+        except TimeoutError:
+            ponged = False
         entry = self.unproven.pop(outbox_id, None)
         if entry is None:
             return
         conversation_id, sids, _ = entry
-        proven = any(sid in self.sessions for sid in sids)
+        proven = ponged or any(sid in self.sessions for sid in sids)
         try:
             await self.outbox.prove(conversation_id, delivered=[outbox_id] if proven else [],
                                     released=[] if proven else [outbox_id])
