@@ -288,12 +288,15 @@ def decide_language(session: Session, conversation: Conversation, msg: Message,
     """The one language decision for a fan's text message: stored on the message, and on the
     conversation when it is the thread's first or a clear switch (docs/switchboard.md).
 
-    The thread's language is read again under a row lock (the message's insert holds SQLite's
-    write lock already): two messages of one thread stored at once decide one after the other.
+    Two messages of one thread stored at once decide one after the other, the later seeing the
+    earlier's language: on PostgreSQL ``conversation`` was read under its row lock in this
+    transaction (:func:`receive_fan_message` opens it with ``lock=True``); SQLite's driver reads
+    it before the transaction begins, so it is read again once the message's insert holds the
+    database's write lock.
     """
     session.flush()
-    session.refresh(conversation, attribute_names=["language"],
-                    with_for_update={"key_share": True})
+    if session.get_bind().dialect.name == "sqlite":
+        session.refresh(conversation, attribute_names=["language"])
     first = not conversations.language_decided(session=session, conversation_id=conversation.id,
                                                before_id=msg.id)
     detection = languages.detect(msg.text)

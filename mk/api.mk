@@ -42,7 +42,7 @@ services:
 # `train` keeps current), then on PostgreSQL only what can differ there: the tests that reach a
 # database (tests/api/conftest.py deselects pure ones), without the Rasa and browser tests.
 test-api: api-env npm-assets chromium haproxy services train train-triage
-	$(MAKE) --no-print-directory test-api-sqlite test-api-postgres fuzz-short
+	$(MAKE) --no-print-directory test-api-sqlite test-api-postgres fuzz-short fault-test-short
 
 test-api-sqlite:
 	@$(STAGE) "switchboard tests (SQLite)" -- env SWITCHBOARD_TEST_DB=sqlite $(API_PYTEST) -q

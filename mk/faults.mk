@@ -10,7 +10,7 @@
 fault-test: setup train $(if $(wildcard mk/triage.mk),train-triage) haproxy services
 	@$(API_PY) -m benchmarks.faults
 
-# The shortened form meant for `make test` (about 7 minutes on a busy 2-core machine). Not in
-# `make test` yet: it fails on web chat replies sent again after a replica kill (docs/benchmarks.md).
+# The shortened form in `make test` (test-api): 20 s of load per scenario, about 3 minutes on a
+# quiet 2-core machine (the issue's bound is 8).
 fault-test-short:
 	@$(STAGE) "fault test (short)" -- env FAULTS_SHORT=1 $(API_PY) -m benchmarks.faults

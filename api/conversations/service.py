@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from api.conversations.models import ChannelIdentity, Conversation, Fan, Message
 from api.conversations.state import check
@@ -75,6 +75,41 @@ def open_for(
     ``lock``: an existing conversation's row is locked as it is read (a fan message is stored:
     see :func:`api.flows.claim_in_line`).
     """
+    conversation = latest_for_address(session=session, channel=channel,
+                                      external_id=external_id, lock=lock)
+    if conversation is None:
+        return _open_first(session=session, channel=channel, external_id=external_id,
+                           language=language, lock=lock)
+    return _with_declared(conversation, language), False
+
+
+def _with_declared(conversation: Conversation, language: str | None) -> Conversation:
+    """A client's declared language only fills a gap: the fan's own words decide after that
+    (api/conversations/language.py)."""
+    if language and conversation.language is None:
+        conversation.language = language
+    return conversation
+
+
+def latest_for_address(*, session: Session, channel: Channel, external_id: str,
+                       lock: bool = False) -> Conversation | None:
+    """The latest conversation of a channel address, with its identity, in one query (every
+    fan message starts here); ``lock`` as in :func:`current_for_identity`."""
+    query = (select(Conversation)
+             .join(Conversation.identity)
+             .where(ChannelIdentity.channel == channel,
+                    ChannelIdentity.external_id == external_id)
+             .options(contains_eager(Conversation.identity))
+             .order_by(Conversation.id.desc())
+             .limit(1))
+    if lock:
+        query = query.with_for_update(key_share=True, of=Conversation)
+    return session.scalar(query)
+
+
+def _open_first(*, session: Session, channel: Channel, external_id: str, language: str | None,
+                lock: bool) -> tuple[Conversation, bool]:
+    """An address with no conversation yet: its identity (new or existing) gets one."""
     identity = get_identity(session=session, channel=channel, external_id=external_id)
     if identity is None:
         # The identity and its first conversation are created together, so two concurrent
@@ -95,12 +130,8 @@ def open_for(
         else:
             return conversation, True
     conversation = current_for_identity(session=session, identity_id=identity.id, lock=lock)
-    if conversation is not None:
-        # A client's declared language only fills a gap: the fan's own words decide after that
-        # (api/conversations/language.py).
-        if language and conversation.language is None:
-            conversation.language = language
-        return conversation, False
+    if conversation is not None:  # created meanwhile by a concurrent first message
+        return _with_declared(conversation, language), False
     return _new_conversation(session, identity, channel, language), True
 
 
