@@ -51,6 +51,17 @@ async def test_an_outstanding_ping_s_pong_proves_nothing():
     assert answered.done()
 
 
+async def test_the_pong_to_an_earlier_reply_s_probe_proves_only_that_reply():
+    watch, transport = PongWatch(), FakeTransport()
+    watch.watch("s1", transport)
+    first = await watch.probe(["s1"], {"s1": transport})  # reply 1, then its ping
+    second = await watch.probe(["s1"], {"s1": transport})  # reply 2 before the first pong
+    await pong(transport)  # may have left the client before reply 2 arrived
+    assert first.done() and not second.done()
+    await pong(transport)
+    assert second.done()
+
+
 async def test_any_socket_of_the_session_proves_it_and_a_gone_one_never_does():
     watch, first, second = PongWatch(), FakeTransport(), FakeTransport()
     watch.watch("s1", first)

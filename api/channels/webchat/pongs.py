@@ -24,6 +24,9 @@ from engineio import packet
 class PongWatch:
     def __init__(self) -> None:
         self._pongs: dict[str, int] = {}  # per socket: pongs received since it connected
+        # per socket: the pong count that answers its latest probe (an upper bound on that
+        # ping's place in the socket's sequence of pings)
+        self._last_probe: dict[str, int] = {}
         # per socket: (pongs needed, future) of probes awaiting them
         self._waiters: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
 
@@ -43,6 +46,7 @@ class PongWatch:
         """The socket is gone: no pong of it will come (its probes wait for other sockets or
         time out)."""
         self._pongs.pop(sid, None)
+        self._last_probe.pop(sid, None)
         self._waiters.pop(sid, None)
 
     async def probe(self, sids: Collection[str],
@@ -55,9 +59,12 @@ class PongWatch:
             transport = transports.get(sid)
             if transport is None or sid not in self._pongs or transport.closed:
                 continue
-            # Pongs answer pings in order: engine.io's own ping still awaiting its pong
-            # (``last_ping`` set) is answered first, and that answer proves nothing.
-            needed = self._pongs[sid] + (2 if transport.last_ping else 1)
+            # Pongs answer pings in order, so the pongs to every ping sent before this one prove
+            # nothing about what was emitted since: the earlier probes still unanswered, and
+            # engine.io's own ping still awaiting its pong (``last_ping`` set; at most one).
+            earlier = max(self._pongs[sid], self._last_probe.get(sid, 0))
+            needed = earlier + (1 if transport.last_ping else 0) + 1
+            self._last_probe[sid] = needed
             self._waiters.setdefault(sid, []).append((needed, future))
             await transport.send(packet.Packet(packet.PING))
         return future
