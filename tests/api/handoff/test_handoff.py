@@ -243,7 +243,8 @@ async def test_staff_message_on_webchat_carries_the_sender(live_server, triage_e
             cid = first["metadata"]["handoff"]["conversation_id"]
             r = await client.post(f"/api/v1/conversations/{cid}/messages",
                                   json={"text": "Noor here."}, headers=noor)
-            assert r.status_code == 201 and r.json()["delivery_status"] == "sent"
+            # emitted at once; the widget's pong may prove it before the response is written
+            assert r.status_code == 201 and r.json()["delivery_status"] in ("sent", "delivered")
             # the widget shows no sender names of its own: the text carries it
             assert await widget.next() == {"text": "Noor: Noor here.", "metadata": {"sender": {
                 "name": "Noor Visser", "title": "Welfare & safety lead"}}}
