@@ -82,17 +82,35 @@ async def nothing_more(widget: Widget, wait_s: float = 0.8) -> None:
     assert widget.uttered.empty(), widget.uttered.get_nowait()
 
 
+async def nothing_on_reload(server) -> None:
+    """The fan opens the page again: nothing already shown comes back."""
+    widget = await open_widget(server)
+    try:
+        await nothing_more(widget)
+    finally:
+        await widget.close()
+
+
+async def noor_sends(server, cid: int, *texts: str) -> list[dict]:
+    """Noor's replies through the staff API, each answered 201; their bodies."""
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        noor = await login(client, "noor")
+        bodies = []
+        for text in texts:
+            r = await client.post(f"/api/v1/conversations/{cid}/messages", json={"text": text},
+                                  headers=noor)
+            assert r.status_code == 201, r.text
+            bodies.append(r.json())
+        return bodies
+
+
 async def test_reply_while_no_socket_replayed_once_on_next_session_request(server):
     services = server.app.state.services
     first = await open_widget(server)
     await first.close()
     cid = give_to_noor(services)
-    async with httpx.AsyncClient(base_url=server.url) as client:
-        noor = await login(client, "noor")
-        for text in ("Noor here.", "Where are you?"):
-            r = await client.post(f"/api/v1/conversations/{cid}/messages", json={"text": text},
-                                  headers=noor)
-            assert r.status_code == 201 and r.json()["delivery_status"] == "pending"
+    sent = await noor_sends(server, cid, "Noor here.", "Where are you?")
+    assert [body["delivery_status"] for body in sent] == ["pending"] * 2
     assert [s for _, s, _ in outgoing(services)] == [DeliveryStatus.pending] * 2
 
     again = await open_widget(server)
@@ -108,23 +126,15 @@ async def test_reply_while_no_socket_replayed_once_on_next_session_request(serve
         await nothing_more(again)
     finally:
         await again.close()
-    reload = await open_widget(server)
-    try:
-        await nothing_more(reload)
-    finally:
-        await reload.close()
+    await nothing_on_reload(server)
 
 
 async def test_reply_whose_socket_dropped_before_the_ping_is_replayed(server):
     services = server.app.state.services
     widget = await open_widget(server)
     cid = give_to_noor(services)
-    async with httpx.AsyncClient(base_url=server.url) as client:
-        noor = await login(client, "noor")
-        stop_answering_pings(widget)
-        r = await client.post(f"/api/v1/conversations/{cid}/messages",
-                              json={"text": "Stay where you are."}, headers=noor)
-        assert r.status_code == 201, r.text
+    stop_answering_pings(widget)
+    await noor_sends(server, cid, "Stay where you are.")
     assert (await widget.next())["text"] == "Noor: Stay where you are."  # emitted
     await widget.close()  # the Wi-Fi drops before the next ping: no proof it was shown
     await wait_for(lambda: outgoing(services)[0][1:] == (DeliveryStatus.pending,
@@ -149,11 +159,7 @@ async def test_connected_socket_proves_delivery_at_its_pong(server, fake_rasa):
                                                             OutboxStatus.sent), 5)
     finally:
         await widget.close()
-    back = await open_widget(server)
-    try:
-        await nothing_more(back)
-    finally:
-        await back.close()
+    await nothing_on_reload(server)
 
 
 async def test_page_closing_its_socket_after_the_reply_counts_as_shown(server, fake_rasa):
@@ -166,11 +172,7 @@ async def test_page_closing_its_socket_after_the_reply_counts_as_shown(server, f
     # proven by the clean close, before any ping could have done it
     await wait_for(lambda: outgoing(services)[0][1:] == (DeliveryStatus.delivered,
                                                         OutboxStatus.sent), 0.5)
-    back = await open_widget(server)
-    try:
-        await nothing_more(back)
-    finally:
-        await back.close()
+    await nothing_on_reload(server)
 
 
 @pytest.fixture
@@ -187,21 +189,13 @@ async def test_the_pong_after_a_reply_proves_it_within_a_round_trip(slow_pings_s
     widget = await open_widget(slow_pings_server)
     cid = give_to_noor(services)
     try:
-        async with httpx.AsyncClient(base_url=slow_pings_server.url) as client:
-            noor = await login(client, "noor")
-            r = await client.post(f"/api/v1/conversations/{cid}/messages",
-                                  json={"text": "I'm on my way."}, headers=noor)
-            assert r.status_code == 201, r.text
+        await noor_sends(slow_pings_server, cid, "I'm on my way.")
         assert (await widget.next())["text"] == "Noor: I'm on my way."
         await wait_for(lambda: outgoing(services)[0][1:] == (DeliveryStatus.delivered,
                                                             OutboxStatus.sent), 3)
     finally:
         await widget.close()
-    back = await open_widget(slow_pings_server)
-    try:
-        await nothing_more(back)
-    finally:
-        await back.close()
+    await nothing_on_reload(slow_pings_server)
 
 
 async def test_a_reply_whose_pong_never_comes_is_not_proven_by_the_socket_alone(
@@ -211,11 +205,7 @@ async def test_a_reply_whose_pong_never_comes_is_not_proven_by_the_socket_alone(
     cid = give_to_noor(services)
     stop_answering_pings(widget)
     try:
-        async with httpx.AsyncClient(base_url=slow_pings_server.url) as client:
-            noor = await login(client, "noor")
-            r = await client.post(f"/api/v1/conversations/{cid}/messages",
-                                  json={"text": "Can you see the stage?"}, headers=noor)
-            assert r.status_code == 201, r.text
+        await noor_sends(slow_pings_server, cid, "Can you see the stage?")
         assert (await widget.next())["text"] == "Noor: Can you see the stage?"
         await asyncio.sleep(1.5)
         assert outgoing(services)[0][1:] == (DeliveryStatus.sent, OutboxStatus.emitted)
